@@ -1,0 +1,36 @@
+# facerecon: `make demo` and `make test` set everything up on a fresh machine, then run.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+FACEMODEL := facerecon_core/data/facemodel.npz
+
+.PHONY: demo test test-fast setup bench clean
+
+# Create the venv when missing; torch is pinned first so nothing pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev,blender]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+$(FACEMODEL): $(VENV)/.installed
+	$(PY) -m facerecon_core assets build --out $(FACEMODEL)
+
+demo: setup $(FACEMODEL)
+	$(PY) -m facerecon_core assets preview --out out/demo/mean_face.png
+	@echo "demo: open out/demo/mean_face.png"
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup $(FACEMODEL)
+	$(PY) benchmarks/bench_render.py
+
+clean:
+	rm -rf out dist .pytest_cache

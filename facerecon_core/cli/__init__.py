@@ -1,0 +1,38 @@
+"""The ``facerecon`` command: one CLI with a subcommand per stage of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from facerecon_core import __version__
+from facerecon_core.cli import assets
+
+COMMANDS = (assets,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facerecon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"facerecon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from facerecon_core.facemodel import FaceModelError, SourceError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (SourceError, FaceModelError, FileNotFoundError) as exc:
+        print(f"facerecon {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"facerecon {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""UV position maps: the image space of the Attribute Spatial Maps (ASMs).
+
+Convention (OpenGL / Blender): u runs left to right, v bottom to top, so texel row ``i`` of an
+H×W map has its centre at v = 1 − (i + 0.5)/H and column ``j`` at u = (j + 0.5)/W. A map stores
+any per-vertex attribute (x/y/z positions in R/G/B for an ASM) interpolated linearly inside each
+UV triangle; texels no triangle covers are filled from the nearest covered texel so bilinear
+sampling near the face border stays exact. Everything here is numpy (+ numba kernels): it runs
+at inference without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_UV_SIZE = 256
+
+# 68-point landmark groups (iBUG scheme) that make up the high-weight regions of the facial mask.
+LANDMARK_REGIONS = {
+    "right_eye": np.arange(36, 42),
+    "left_eye": np.arange(42, 48),
+    "nose": np.arange(27, 36),
+    "mouth": np.arange(48, 60),
+}
+
+
+def uv_to_pixel(uv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Continuous texel coordinates (x, y) of UVs, texel centres at integers, row 0 at v = 1."""
+    h, w = size
+    uv = np.asarray(uv, np.float64)
+    return np.stack([uv[..., 0] * w - 0.5, (1.0 - uv[..., 1]) * h - 0.5], axis=-1)
+
+
+@dataclass(frozen=True)
+class UVRaster:
+    """Which triangle covers each texel of an H×W UV image, with barycentric weights."""
+
+    corners: np.ndarray  # (H, W, 3) int32 vertex ids of the covering triangle (0 where uncovered)
+    weights: np.ndarray  # (H, W, 3) float32 barycentric weights of those vertices (0 where uncovered)
+    coverage: np.ndarray  # (H, W) bool
+    fill_index: np.ndarray  # (H*W,) int64 flat index of the nearest covered texel (itself if covered)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.coverage.shape
+
+    @classmethod
+    def build(cls, uv: np.ndarray, triangles: np.ndarray, size: tuple[int, int] = (DEFAULT_UV_SIZE,) * 2):
+        """Rasterize the mesh's UV layout (with our CPU rasterizer) at ``size`` = (H, W)."""
+        from scipy import ndimage
+
+        from facerecon_core.render.kernels import rasterize_numpy
+
+        uv = np.asarray(uv, np.float64)
+        pos = np.zeros((1, len(uv), 4))
+        pos[0, :, :2] = 2.0 * uv - 1.0
+        pos[0, :, 3] = 1.0
+        # The rasterizer's row 0 is v = 0 (bottom); UV images put v = 1 in row 0.
+        rast = rasterize_numpy(pos, np.ascontiguousarray(triangles, np.int32), tuple(size))[0, ::-1]
+        tri_id = rast[..., 3].astype(np.int64) - 1
+        coverage = tri_id >= 0
+        if not coverage.any():
+            raise ValueError("no triangle covers any texel: UVs must lie in [0, 1]")
+        corners = np.where(coverage[..., None], triangles[np.maximum(tri_id, 0)], 0).astype(np.int32)
+        u, v = rast[..., 0], rast[..., 1]
+        weights = np.where(coverage[..., None], np.stack([u, v, 1.0 - u - v], -1), 0.0).astype(np.float32)
+        _, (iy, ix) = ndimage.distance_transform_edt(~coverage, return_indices=True)
+        fill_index = (iy * size[1] + ix).reshape(-1).astype(np.int64)
+        return cls(np.ascontiguousarray(corners), np.ascontiguousarray(weights), coverage, fill_index)
+
+    def to_map(self, attr: np.ndarray, fill: bool = True) -> np.ndarray:
+        """Per-vertex ``attr`` (V, C) or (B, V, C) → UV map (H, W, C) or (B, H, W, C), float32."""
+        attr = np.asarray(attr, np.float32)
+        gathered = attr[..., self.corners, :]  # (..., H, W, 3, C)
+        out = np.einsum("hwk,...hwkc->...hwc", self.weights, gathered)
+        if fill:
+            flat = out.reshape(*out.shape[:-3], -1, out.shape[-1])
+            out = flat[..., self.fill_index, :].reshape(out.shape)
+        return out
+
+
+def sample_vertices(uv_map: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinearly sample a UV map (H, W, C) or (B, H, W, C) at per-vertex UVs (V, 2) → (…, V, C).
+
+    Sample positions are clamped to the texel centres of the border (edge replication).
+    """
+    uv_map = np.asarray(uv_map)
+    h, w = uv_map.shape[-3:-1]
+    xy = uv_to_pixel(uv, (h, w))
+    x = np.clip(xy[:, 0], 0, w - 1)
+    y = np.clip(xy[:, 1], 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2)
+    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2)
+    fx = (x - x0)[:, None].astype(np.float32)
+    fy = (y - y0)[:, None].astype(np.float32)
+    top = uv_map[..., y0, x0, :] * (1 - fx) + uv_map[..., y0, x0 + 1, :] * fx
+    bottom = uv_map[..., y0 + 1, x0, :] * (1 - fx) + uv_map[..., y0 + 1, x0 + 1, :] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def face_region_mask(raster: UVRaster) -> np.ndarray:
+    """The texels the face mesh covers in UV (bool H×W), small pin-holes closed."""
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(raster.coverage)
+
+
+def facial_weight_mask(
+    uv: np.ndarray,
+    landmark_indices: np.ndarray,
+    face_mask: np.ndarray,
+    feature_weight: float = 4.0,
+    face_weight: float = 3.0,
+    margin: float = 0.025,
+) -> np.ndarray:
+    """PRNet-style facial weight mask W (float32 H×W) for the ASM loss.
+
+    Eyes, nose and mouth (convex hulls of their landmarks in UV, grown by ``margin`` in UV units)
+    get ``feature_weight``, the rest of the face region ``face_weight``, outside the face 0; the
+    defaults keep PRNet's 4 : 3 : 0 ratio.
+    """
+    import cv2
+
+    h, w = face_mask.shape
+    features = np.zeros((h, w), np.uint8)
+    lm_px = uv_to_pixel(np.asarray(uv)[landmark_indices], (h, w))
+    for ids in LANDMARK_REGIONS.values():
+        hull = cv2.convexHull(np.round(lm_px[ids]).astype(np.int32))
+        cv2.fillConvexPoly(features, hull, 1)
+    radius = max(1, int(round(margin * max(h, w))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    features = cv2.dilate(features, kernel).astype(bool)
+    mask = np.where(face_mask, face_weight, 0.0)
+    mask[features & face_mask] = feature_weight
+    return mask.astype(np.float32)

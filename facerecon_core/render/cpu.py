@@ -1,0 +1,59 @@
+"""CPU backend: autograd Functions around the numba kernels, with analytic backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import kernels
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+class _Rasterize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+        rast = torch.from_numpy(kernels.rasterize_numpy(_np(pos), _np(tri), resolution))
+        ctx.save_for_backward(pos, tri, rast)
+        return rast
+
+    @staticmethod
+    def backward(ctx, grad_rast: torch.Tensor):
+        pos, tri, rast = ctx.saved_tensors
+        grad = kernels.rasterize_backward_numpy(_np(pos), _np(tri), _np(rast), _np(grad_rast))
+        return torch.from_numpy(grad), None, None
+
+
+class _Interpolate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+        out = torch.from_numpy(kernels.interpolate_numpy(_np(attr), _np(rast), _np(tri)))
+        ctx.save_for_backward(attr, rast, tri)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        attr, rast, tri = ctx.saved_tensors
+        want_attr, want_rast = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (want_attr or want_rast):
+            return None, None, None
+        grad_attr, grad_rast = kernels.interpolate_backward_numpy(
+            _np(attr), _np(rast), _np(tri), _np(grad_out), want_attr, want_rast
+        )
+        return (
+            None if grad_attr is None else torch.from_numpy(grad_attr),
+            None if grad_rast is None else torch.from_numpy(grad_rast),
+            None,
+        )
+
+
+def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+    """Rasterize ``pos`` [B, V, 4] on the CPU; see :mod:`facerecon_core.render.kernels`."""
+    return _Rasterize.apply(pos, tri, resolution)
+
+
+def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """Interpolate ``attr`` [1 or B, V, C] over ``rast`` on the CPU."""
+    return _Interpolate.apply(attr, rast, tri)

@@ -1,0 +1,337 @@
+"""Numba kernels of the CPU rasterizer (numpy only: this module never imports torch).
+
+Buffer semantics follow nvdiffrast: ``rast[b, y, x] = (u, v, z/w, triangle_id + 1)``
+with zeros on the background, ``u`` and ``v`` the perspective-correct barycentric
+weights of the triangle's vertices 0 and 1, and pixel ``(x, y)`` centred at NDC
+``((x + 0.5) / W * 2 - 1, (y + 0.5) / H * 2 - 1)`` (row 0 is NDC y = -1, the bottom).
+
+For clip-space vertices ``(x_i, y_i, z_i, w_i)`` and a pixel centre ``p`` put
+``a_i = x_i - p_x w_i`` and ``b_i = y_i - p_y w_i``; then ``c = a x b`` gives the
+barycentrics ``c / sum(c)``. The pixel is covered when every ``c_i`` has the sign of
+``sum(c)`` (zero counts as inside) and ``-1 <= z/w <= 1`` with
+``z/w = sum(c_i z_i) / sum(c_i w_i)``; the smallest ``z/w`` wins, the lower
+triangle id on ties. There is no back-face culling.
+
+Differences from nvdiffrast: triangles with any vertex at ``w <= 0`` are dropped
+instead of clipped (the near/far planes are honoured per pixel by the depth range
+test), and coverage is computed in float64 rather than fixed point.
+
+All arithmetic is float64; outputs take the dtype of the inputs (float32 or float64).
+Images of a batch are processed in parallel with ``numba.prange``; the backward
+kernels accumulate per image sequentially, so they are free of races.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "rasterize_numpy",
+    "interpolate_numpy",
+    "rasterize_backward_numpy",
+    "interpolate_backward_numpy",
+]
+
+
+@numba.njit(cache=True, inline="always")
+def _vertex(pos, b, i):
+    """Clip-space vertex ``i`` of image ``b`` as four float64 values."""
+    return (
+        np.float64(pos[b, i, 0]),
+        np.float64(pos[b, i, 1]),
+        np.float64(pos[b, i, 2]),
+        np.float64(pos[b, i, 3]),
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _edge_coeffs(x0, y0, w0, x1, y1, w1):
+    """Coefficients (A, B, C) of ``c = A + B p_x + C p_y`` for the edge (v0, v1)."""
+    return x0 * y1 - x1 * y0, w1 * y0 - w0 * y1, x1 * w0 - x0 * w1
+
+
+@numba.njit(cache=True, parallel=True)
+def _rasterize_kernel(pos, tri, out):
+    n_batch, n_vert = pos.shape[0], pos.shape[1]
+    n_tri = tri.shape[0]
+    height, width = out.shape[1], out.shape[2]
+    sx, sy = 2.0 / width, 2.0 / height
+    for b in numba.prange(n_batch):
+        # Project every vertex once: pixel-space coordinates of its NDC position.
+        px_v = np.empty(n_vert)
+        py_v = np.empty(n_vert)
+        ok_v = np.empty(n_vert, np.bool_)
+        for i in range(n_vert):
+            w = np.float64(pos[b, i, 3])
+            ok_v[i] = w > 0.0
+            if w > 0.0:
+                px_v[i] = (pos[b, i, 0] / w + 1.0) * 0.5 * width - 0.5
+                py_v[i] = (pos[b, i, 1] / w + 1.0) * 0.5 * height - 0.5
+        zbuf = np.full((height, width), np.inf)
+        img = out[b]
+        for t in range(n_tri):
+            i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+            if not (ok_v[i0] and ok_v[i1] and ok_v[i2]):
+                continue
+            xa = min(px_v[i0], px_v[i1], px_v[i2])
+            xb = max(px_v[i0], px_v[i1], px_v[i2])
+            ya = min(py_v[i0], py_v[i1], py_v[i2])
+            yb = max(py_v[i0], py_v[i1], py_v[i2])
+            if xb < 0.0 or yb < 0.0 or xa > width - 1.0 or ya > height - 1.0:
+                continue
+            x_lo = max(int(np.ceil(xa - 1e-6)), 0)
+            x_hi = min(int(np.floor(xb + 1e-6)), width - 1)
+            y_lo = max(int(np.ceil(ya - 1e-6)), 0)
+            y_hi = min(int(np.floor(yb + 1e-6)), height - 1)
+            if x_lo > x_hi or y_lo > y_hi:
+                continue
+            x0, y0, z0, w0 = _vertex(pos, b, i0)
+            x1, y1, z1, w1 = _vertex(pos, b, i1)
+            x2, y2, z2, w2 = _vertex(pos, b, i2)
+            a0, b0, c0 = _edge_coeffs(x1, y1, w1, x2, y2, w2)
+            a1, b1, c1 = _edge_coeffs(x2, y2, w2, x0, y0, w0)
+            a2, b2, c2 = _edge_coeffs(x0, y0, w0, x1, y1, w1)
+            for y in range(y_lo, y_hi + 1):
+                ndc_y = (y + 0.5) * sy - 1.0
+                r0 = a0 + c0 * ndc_y
+                r1 = a1 + c1 * ndc_y
+                r2 = a2 + c2 * ndc_y
+                for x in range(x_lo, x_hi + 1):
+                    ndc_x = (x + 0.5) * sx - 1.0
+                    e0 = r0 + b0 * ndc_x
+                    e1 = r1 + b1 * ndc_x
+                    e2 = r2 + b2 * ndc_x
+                    s = e0 + e1 + e2
+                    if s > 0.0:
+                        if e0 < 0.0 or e1 < 0.0 or e2 < 0.0:
+                            continue
+                    elif s < 0.0:
+                        if e0 > 0.0 or e1 > 0.0 or e2 > 0.0:
+                            continue
+                    else:
+                        continue
+                    zw = (e0 * z0 + e1 * z1 + e2 * z2) / (e0 * w0 + e1 * w1 + e2 * w2)
+                    if zw < -1.0 or zw > 1.0 or zw >= zbuf[y, x]:
+                        continue
+                    zbuf[y, x] = zw
+                    img[y, x, 0] = e0 / s
+                    img[y, x, 1] = e1 / s
+                    img[y, x, 2] = zw
+                    img[y, x, 3] = t + 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _rasterize_backward_kernel(pos, tri, rast, grad_rast, grad_pos):
+    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    n_tri = tri.shape[0]
+    sx, sy = 2.0 / width, 2.0 / height
+    for b in numba.prange(n_batch):
+        for y in range(height):
+            ndc_y = (y + 0.5) * sy - 1.0
+            for x in range(width):
+                t = int(rast[b, y, x, 3]) - 1
+                gu = np.float64(grad_rast[b, y, x, 0])
+                gv = np.float64(grad_rast[b, y, x, 1])
+                if t < 0 or t >= n_tri or (gu == 0.0 and gv == 0.0):
+                    continue
+                ndc_x = (x + 0.5) * sx - 1.0
+                i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+                x0, y0, _, w0 = _vertex(pos, b, i0)
+                x1, y1, _, w1 = _vertex(pos, b, i1)
+                x2, y2, _, w2 = _vertex(pos, b, i2)
+                a0 = x0 - ndc_x * w0
+                a1 = x1 - ndc_x * w1
+                a2 = x2 - ndc_x * w2
+                b0 = y0 - ndc_y * w0
+                b1 = y1 - ndc_y * w1
+                b2 = y2 - ndc_y * w2
+                c0 = a1 * b2 - a2 * b1
+                c1 = a2 * b0 - a0 * b2
+                c2 = a0 * b1 - a1 * b0
+                s = c0 + c1 + c2
+                if s == 0.0:
+                    continue
+                # d(c_j / s)/dc_k = (delta_jk - lambda_j) / s, with g = (gu, gv, 0).
+                gl = (gu * c0 + gv * c1) / s
+                g0 = (gu - gl) / s
+                g1 = (gv - gl) / s
+                g2 = -gl / s
+                # c = a x b  =>  dL/da = b x g,  dL/db = g x a.
+                da0 = b1 * g2 - b2 * g1
+                da1 = b2 * g0 - b0 * g2
+                da2 = b0 * g1 - b1 * g0
+                db0 = g1 * a2 - g2 * a1
+                db1 = g2 * a0 - g0 * a2
+                db2 = g0 * a1 - g1 * a0
+                grad_pos[b, i0, 0] += da0
+                grad_pos[b, i1, 0] += da1
+                grad_pos[b, i2, 0] += da2
+                grad_pos[b, i0, 1] += db0
+                grad_pos[b, i1, 1] += db1
+                grad_pos[b, i2, 1] += db2
+                grad_pos[b, i0, 3] -= ndc_x * da0 + ndc_y * db0
+                grad_pos[b, i1, 3] -= ndc_x * da1 + ndc_y * db1
+                grad_pos[b, i2, 3] -= ndc_x * da2 + ndc_y * db2
+
+
+@numba.njit(cache=True, parallel=True)
+def _interpolate_kernel(attr, rast, tri, out):
+    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    n_tri, n_chan = tri.shape[0], attr.shape[2]
+    for row in numba.prange(n_batch * height):
+        b, y = row // height, row % height
+        ab = min(np.int64(b), attr.shape[0] - 1)  # attr of batch 1 broadcasts
+        for x in range(width):
+            t = int(rast[b, y, x, 3]) - 1
+            if t < 0 or t >= n_tri:
+                continue
+            u = np.float64(rast[b, y, x, 0])
+            v = np.float64(rast[b, y, x, 1])
+            w = 1.0 - u - v
+            i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+            for k in range(n_chan):
+                out[b, y, x, k] = u * attr[ab, i0, k] + v * attr[ab, i1, k] + w * attr[ab, i2, k]
+
+
+@numba.njit(cache=True)
+def _interpolate_backward_image(attr, rast, tri, grad_out, grad_attr, grad_rast, want_attr, want_rast):
+    """Backward of one image: ``attr`` [V, C], ``rast`` [H, W, 4], accumulating sequentially."""
+    height, width = rast.shape[0], rast.shape[1]
+    n_tri, n_chan = tri.shape[0], attr.shape[1]
+    for y in range(height):
+        for x in range(width):
+            t = int(rast[y, x, 3]) - 1
+            if t < 0 or t >= n_tri:
+                continue
+            u = np.float64(rast[y, x, 0])
+            v = np.float64(rast[y, x, 1])
+            w = 1.0 - u - v
+            i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+            gu = 0.0
+            gv = 0.0
+            for k in range(n_chan):
+                g = np.float64(grad_out[y, x, k])
+                if want_attr:
+                    grad_attr[i0, k] += u * g
+                    grad_attr[i1, k] += v * g
+                    grad_attr[i2, k] += w * g
+                if want_rast:
+                    a2 = np.float64(attr[i2, k])
+                    gu += g * (attr[i0, k] - a2)
+                    gv += g * (attr[i1, k] - a2)
+            if want_rast:
+                grad_rast[y, x, 0] = gu
+                grad_rast[y, x, 1] = gv
+
+
+@numba.njit(cache=True, parallel=True)
+def _interpolate_backward_kernel(attr, rast, tri, grad_out, grad_attr, grad_rast, want_attr, want_rast):
+    n_attr = attr.shape[0]
+    for b in numba.prange(rast.shape[0]):
+        _interpolate_backward_image(
+            attr[min(np.int64(b), n_attr - 1)],  # attr of batch 1 broadcasts
+            rast[b],
+            tri,
+            grad_out[b],
+            grad_attr[b] if want_attr else grad_attr[0],
+            grad_rast[b] if want_rast else grad_rast[0],
+            want_attr,
+            want_rast,
+        )
+
+
+def _check_float(name: str, arr: np.ndarray) -> None:
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
+
+
+def _check_tri(tri: np.ndarray, n_vert: int) -> None:
+    if tri.ndim != 2 or tri.shape[1] != 3 or tri.dtype != np.int32:
+        raise ValueError(f"tri must be an int32 array of shape [F, 3], got {tri.dtype} {tri.shape}")
+    if tri.size and (tri.min() < 0 or tri.max() >= n_vert):
+        raise ValueError(f"tri indexes vertices outside [0, {n_vert})")
+
+
+def _check_rast(rast: np.ndarray) -> None:
+    if rast.ndim != 4 or rast.shape[3] != 4:
+        raise ValueError(f"rast must have shape [B, H, W, 4], got {rast.shape}")
+    _check_float("rast", rast)
+
+
+def _as_batched_attr(attr: np.ndarray, n_batch: int) -> np.ndarray:
+    if attr.ndim == 2:
+        attr = attr[None]
+    if attr.ndim != 3 or attr.shape[0] not in (1, n_batch):
+        raise ValueError(f"attr must have shape [V, C], [1, V, C] or [{n_batch}, V, C], got {attr.shape}")
+    _check_float("attr", attr)
+    return np.ascontiguousarray(attr)
+
+
+def rasterize_numpy(pos_clip: np.ndarray, tri: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
+    """Rasterize clip-space vertices ``pos_clip`` [B, V, 4] into ``rast`` [B, H, W, 4].
+
+    ``resolution`` is ``(H, W)``; the output dtype is that of ``pos_clip``.
+    """
+    if pos_clip.ndim != 3 or pos_clip.shape[2] != 4:
+        raise ValueError(f"pos_clip must have shape [B, V, 4], got {pos_clip.shape}")
+    _check_float("pos_clip", pos_clip)
+    _check_tri(tri, pos_clip.shape[1])
+    height, width = (int(r) for r in resolution)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"resolution must be two positive ints (H, W), got {resolution}")
+    out = np.zeros((pos_clip.shape[0], height, width, 4), pos_clip.dtype)
+    _rasterize_kernel(np.ascontiguousarray(pos_clip), np.ascontiguousarray(tri), out)
+    return out
+
+
+def rasterize_backward_numpy(
+    pos_clip: np.ndarray, tri: np.ndarray, rast: np.ndarray, grad_rast: np.ndarray
+) -> np.ndarray:
+    """Gradient w.r.t. ``pos_clip`` given ``grad_rast``; only channels u, v carry gradient."""
+    grad = np.zeros(pos_clip.shape, np.float64)
+    _rasterize_backward_kernel(
+        np.ascontiguousarray(pos_clip), tri, rast, np.ascontiguousarray(grad_rast), grad
+    )
+    return grad.astype(pos_clip.dtype, copy=False)
+
+
+def interpolate_numpy(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Interpolate vertex attributes ``attr`` ([V, C], [1, V, C] or [B, V, C]) over ``rast``.
+
+    Returns [B, H, W, C] in the dtype of ``attr``; zero on the background.
+    """
+    _check_rast(rast)
+    attr = _as_batched_attr(attr, rast.shape[0])
+    _check_tri(tri, attr.shape[1])
+    out = np.zeros(rast.shape[:3] + (attr.shape[2],), attr.dtype)
+    _interpolate_kernel(attr, np.ascontiguousarray(rast), np.ascontiguousarray(tri), out)
+    return out
+
+
+def interpolate_backward_numpy(
+    attr: np.ndarray,
+    rast: np.ndarray,
+    tri: np.ndarray,
+    grad_out: np.ndarray,
+    want_attr: bool = True,
+    want_rast: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Gradients ``(grad_attr, grad_rast)`` of :func:`interpolate_numpy`.
+
+    ``grad_attr`` has the shape of ``attr`` (summed over the batch when broadcast);
+    ``grad_rast`` is nonzero in channels u and v only. Either is None when not wanted.
+    """
+    batched = _as_batched_attr(attr, rast.shape[0])
+    n_batch = rast.shape[0]
+    grad_attr = np.zeros((n_batch if want_attr else 1,) + batched.shape[1:], np.float64)
+    grad_rast = np.zeros(rast.shape if want_rast else (1, 1, 1, 4), rast.dtype)
+    _interpolate_backward_kernel(
+        batched, rast, tri, np.ascontiguousarray(grad_out), grad_attr, grad_rast, want_attr, want_rast
+    )
+    ga = None
+    if want_attr:
+        if batched.shape[0] == 1:
+            grad_attr = grad_attr.sum(axis=0, keepdims=True)
+        ga = grad_attr.reshape(attr.shape).astype(attr.dtype, copy=False)
+    return ga, (grad_rast if want_rast else None)
