@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,15 +14,16 @@ import torch
 from render_meshes import sphere_tensors
 
 from facerecon_core.render import PerspectiveCamera, interpolate, rasterize
+from facerecon_core.render import kernels
 from facerecon_core.render.kernels import interpolate_numpy, rasterize_numpy
 from facerecon_core.render.reference import interpolate_reference, rasterize_reference
 
 TRI1 = torch.tensor([[0, 1, 2]], dtype=torch.int32)
 
 
-def _clip(xy_w_z: list[tuple[float, float, float, float]], dtype=torch.float32) -> torch.Tensor:
+def _clip(points: list[tuple[float, float, float, float]], dtype=torch.float32) -> torch.Tensor:
     """Clip positions [1, V, 4] from (ndc_x, ndc_y, ndc_z, w) tuples."""
-    return torch.tensor([[(x * w, y * w, z * w, w) for x, y, z, w in xy_w_z]], dtype=dtype)
+    return torch.tensor([[(x * w, y * w, z * w, w) for x, y, z, w in points]], dtype=dtype)
 
 
 def test_kernels_import_without_torch():
@@ -29,6 +31,9 @@ def test_kernels_import_without_torch():
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
+    import facerecon_core.render as render
+
+    assert all(callable(getattr(render, name)) for name in render.__all__)
 
 
 def test_row_zero_is_bottom_and_background_is_zero():
@@ -75,6 +80,27 @@ def test_numpy_api_dtypes_and_behind_camera():
     behind = pos.copy()
     behind[0, 2, 3] = -1.0
     assert not rasterize_numpy(behind, tri, (8, 8)).any()  # a vertex at w <= 0 drops the triangle
+
+
+def test_band_split_matches_whole_image():
+    pos, tri, cam = _scene(torch.float64)
+    pos_np, tri_np = pos.numpy(), tri.numpy()
+    rng = np.random.default_rng(0)
+    attr = rng.standard_normal((1, pos_np.shape[1], 3))
+    grad_out = rng.standard_normal((2, *cam.resolution, 3))
+    results = []
+    for n_bands in (1, 7):
+        rast = np.zeros((2, *cam.resolution, 4))
+        kernels._rasterize_kernel(pos_np, tri_np, rast, n_bands)
+        grad_attr = np.zeros((2, n_bands) + attr.shape[1:])
+        grad_rast = np.empty_like(rast)
+        kernels._interpolate_backward_kernel(attr, rast, tri_np, grad_out, grad_attr, grad_rast, True, True)
+        grad_pos = np.zeros((2, n_bands, pos_np.shape[1], 4))
+        kernels._rasterize_backward_kernel(pos_np, tri_np, rast, grad_rast, grad_pos)
+        results.append((rast, grad_rast, grad_attr.sum(1), grad_pos.sum(1)))
+    assert np.array_equal(results[0][0], results[1][0]) and np.array_equal(results[0][1], results[1][1])
+    assert np.allclose(results[0][2], results[1][2]) and np.allclose(results[0][3], results[1][3])
+    assert np.array_equal(results[0][0][:1], rasterize_numpy(pos_np[:1], tri_np, cam.resolution))
 
 
 def test_input_errors():
@@ -181,7 +207,7 @@ def test_cpu_gradients_match_reference():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(
-    not (torch.cuda.is_available() and __import__("importlib").util.find_spec("nvdiffrast")),
+    not (torch.cuda.is_available() and importlib.util.find_spec("nvdiffrast") is not None),
     reason="needs CUDA and nvdiffrast",
 )
 def test_cuda_matches_cpu():

@@ -15,7 +15,11 @@ def test_round_trip_error_below_a_tenth_of_a_millimetre(facemodel: FaceModel):
     assert maps.shape == (3, 256, 256, 3) and maps.dtype == np.float32
     error = np.linalg.norm(facemodel.from_uv_map(maps) - faces, axis=-1)
     assert error.mean() <= 0.1, error.mean()
-    assert np.median(error) < 0.02
+    assert np.median(error) < 0.01
+    landmark_error = error[:, facemodel.landmark_indices]
+    assert landmark_error.max() < 0.3  # the Landweber refinement makes vertices (nearly) exact
+    unrefined = np.linalg.norm(facemodel.from_uv_map(facemodel.uv_raster().to_map(faces, refine_steps=0)) - faces, axis=-1)
+    assert error.mean() < 0.5 * unrefined.mean()
 
 
 def test_uv_convention_row_zero_is_the_top():
@@ -29,7 +33,7 @@ def test_uv_convention_row_zero_is_the_top():
 def test_linear_attribute_is_reproduced_exactly_inside(facemodel: FaceModel):
     raster = facemodel.uv_raster()
     attr = np.c_[facemodel.uv, np.ones(facemodel.n_vertices)]
-    uv_map = raster.to_map(attr)
+    uv_map = raster.to_map(attr, refine_steps=0)
     rows, cols = np.nonzero(raster.coverage)
     np.testing.assert_allclose(uv_map[rows, cols, 0], (cols + 0.5) / 256, atol=1e-4)
     np.testing.assert_allclose(uv_map[rows, cols, 1], 1 - (rows + 0.5) / 256, atol=1e-4)

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from facerecon_core import __version__
-from facerecon_core.cli import assets
+from facerecon_core.cli import assets, data
 
-COMMANDS = (assets,)
+COMMANDS = (assets, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,12 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from facerecon_core.datasets.storage import DatasetError
+    from facerecon_core.detect import NoFaceError
     from facerecon_core.facemodel import FaceModelError, SourceError
+    from facerecon_core.io.photo import PhotoError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (SourceError, FaceModelError, FileNotFoundError) as exc:
+    except (SourceError, FaceModelError, DatasetError, PhotoError, NoFaceError, FileNotFoundError) as exc:
         print(f"facerecon {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import kernels
 
@@ -20,6 +21,7 @@ class _Rasterize(torch.autograd.Function):
         return rast
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_rast: torch.Tensor):
         pos, tri, rast = ctx.saved_tensors
         grad = kernels.rasterize_backward_numpy(_np(pos), _np(tri), _np(rast), _np(grad_rast))
@@ -34,6 +36,7 @@ class _Interpolate(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
         attr, rast, tri = ctx.saved_tensors
         want_attr, want_rast = ctx.needs_input_grad[0], ctx.needs_input_grad[1]

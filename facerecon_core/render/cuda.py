@@ -12,9 +12,9 @@ def _dr():
         import nvdiffrast.torch as dr
     except ImportError as exc:
         raise RuntimeError(
-            "the cuda render backend needs nvdiffrast: install it with "
-            "`pip install git+https://github.com/NVlabs/nvdiffrast` (it compiles against your CUDA toolkit), "
-            "or use backend='cpu'"
+            "the cuda render backend needs nvdiffrast: install it with `pip install setuptools wheel ninja && "
+            "pip install --no-build-isolation git+https://github.com/NVlabs/nvdiffrast.git` (it compiles "
+            "against your CUDA toolkit), or use backend='cpu'"
         ) from exc
     return dr
 
@@ -41,7 +41,7 @@ def _context(device: torch.device):
 
 def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
     """nvdiffrast's ``rasterize`` without the derivative buffer."""
-    return _dr().rasterize(_context(pos.device), pos.contiguous(), tri.contiguous(), resolution)[0]
+    return _dr().rasterize(_context(pos.device), pos.contiguous(), tri.contiguous(), resolution, grad_db=False)[0]
 
 
 def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:

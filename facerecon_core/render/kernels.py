@@ -17,7 +17,8 @@ instead of clipped (the near/far planes are honoured per pixel by the depth rang
 test), and coverage is computed in float64 rather than fixed point.
 
 All arithmetic is float64; outputs take the dtype of the inputs (float32 or float64).
-Images of a batch are processed in parallel with ``numba.prange``; the backward
+Images of a batch (and horizontal bands of an image when the batch is smaller than
+the thread count) are rasterized in parallel with ``numba.prange``; the backward
 kernels accumulate per image sequentially, so they are free of races.
 """
 
@@ -51,128 +52,142 @@ def _edge_coeffs(x0, y0, w0, x1, y1, w1):
     return x0 * y1 - x1 * y0, w1 * y0 - w0 * y1, x1 * w0 - x0 * w1
 
 
-@numba.njit(cache=True, parallel=True)
-def _rasterize_kernel(pos, tri, out):
-    n_batch, n_vert = pos.shape[0], pos.shape[1]
-    n_tri = tri.shape[0]
+@numba.njit(cache=True)
+def _rasterize_band(pos, screen, tri, b, y_start, y_stop, out):
+    """Rasterize all triangles of image ``b`` into rows ``[y_start, y_stop)`` of ``out``."""
     height, width = out.shape[1], out.shape[2]
     sx, sy = 2.0 / width, 2.0 / height
+    zbuf = np.full((y_stop - y_start, width), np.inf)
+    img = out[b]
+    for t in range(tri.shape[0]):
+        i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+        ya = min(screen[b, i0, 1], screen[b, i1, 1], screen[b, i2, 1])
+        yb = max(screen[b, i0, 1], screen[b, i1, 1], screen[b, i2, 1])
+        if not (yb >= y_start - 1e-6 and ya <= y_stop - 1 + 1e-6):
+            continue  # also rejects NaN, i.e. a vertex with w <= 0
+        xa = min(screen[b, i0, 0], screen[b, i1, 0], screen[b, i2, 0])
+        xb = max(screen[b, i0, 0], screen[b, i1, 0], screen[b, i2, 0])
+        if not (xb >= -1e-6 and xa <= width - 1 + 1e-6):
+            continue
+        x_lo = max(int(np.ceil(xa - 1e-6)), 0)
+        x_hi = min(int(np.floor(xb + 1e-6)), width - 1)
+        y_lo = max(int(np.ceil(ya - 1e-6)), y_start)
+        y_hi = min(int(np.floor(yb + 1e-6)), y_stop - 1)
+        if x_lo > x_hi or y_lo > y_hi:
+            continue
+        x0, y0, z0, w0 = _vertex(pos, b, i0)
+        x1, y1, z1, w1 = _vertex(pos, b, i1)
+        x2, y2, z2, w2 = _vertex(pos, b, i2)
+        a0, b0, c0 = _edge_coeffs(x1, y1, w1, x2, y2, w2)
+        a1, b1, c1 = _edge_coeffs(x2, y2, w2, x0, y0, w0)
+        a2, b2, c2 = _edge_coeffs(x0, y0, w0, x1, y1, w1)
+        for y in range(y_lo, y_hi + 1):
+            ndc_y = (y + 0.5) * sy - 1.0
+            r0 = a0 + c0 * ndc_y
+            r1 = a1 + c1 * ndc_y
+            r2 = a2 + c2 * ndc_y
+            for x in range(x_lo, x_hi + 1):
+                ndc_x = (x + 0.5) * sx - 1.0
+                e0 = r0 + b0 * ndc_x
+                e1 = r1 + b1 * ndc_x
+                e2 = r2 + b2 * ndc_x
+                s = e0 + e1 + e2
+                if s > 0.0:
+                    if e0 < 0.0 or e1 < 0.0 or e2 < 0.0:
+                        continue
+                elif s < 0.0:
+                    if e0 > 0.0 or e1 > 0.0 or e2 > 0.0:
+                        continue
+                else:
+                    continue
+                zw = (e0 * z0 + e1 * z1 + e2 * z2) / (e0 * w0 + e1 * w1 + e2 * w2)
+                if zw < -1.0 or zw > 1.0 or zw >= zbuf[y - y_start, x]:
+                    continue
+                zbuf[y - y_start, x] = zw
+                img[y, x, 0] = e0 / s
+                img[y, x, 1] = e1 / s
+                img[y, x, 2] = zw
+                img[y, x, 3] = t + 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _rasterize_kernel(pos, tri, out, n_bands):
+    """Rasterize every image in ``n_bands`` horizontal bands, all (image, band) pairs in parallel."""
+    n_batch, height, width = out.shape[0], out.shape[1], out.shape[2]
+    # Project every vertex once per image to pixel space (NaN when w <= 0).
+    screen = np.empty((n_batch, pos.shape[1], 2))
     for b in numba.prange(n_batch):
-        # Project every vertex once: pixel-space coordinates of its NDC position.
-        px_v = np.empty(n_vert)
-        py_v = np.empty(n_vert)
-        ok_v = np.empty(n_vert, np.bool_)
-        for i in range(n_vert):
+        for i in range(pos.shape[1]):
             w = np.float64(pos[b, i, 3])
-            ok_v[i] = w > 0.0
-            if w > 0.0:
-                px_v[i] = (pos[b, i, 0] / w + 1.0) * 0.5 * width - 0.5
-                py_v[i] = (pos[b, i, 1] / w + 1.0) * 0.5 * height - 0.5
-        zbuf = np.full((height, width), np.inf)
-        img = out[b]
-        for t in range(n_tri):
+            screen[b, i, 0] = (pos[b, i, 0] / w + 1.0) * 0.5 * width - 0.5 if w > 0.0 else np.nan
+            screen[b, i, 1] = (pos[b, i, 1] / w + 1.0) * 0.5 * height - 0.5 if w > 0.0 else np.nan
+    for job in numba.prange(n_batch * n_bands):
+        b, band = job // n_bands, job % n_bands
+        _rasterize_band(pos, screen, tri, b, band * height // n_bands, (band + 1) * height // n_bands, out)
+
+
+@numba.njit(cache=True)
+def _rasterize_backward_band(pos, tri, rast, grad_rast, b, y_start, y_stop, grad_pos):
+    """Accumulate into ``grad_pos`` [V, 4] the gradient of rows ``[y_start, y_stop)`` of image ``b``."""
+    height, width = rast.shape[1], rast.shape[2]
+    n_tri = tri.shape[0]
+    sx, sy = 2.0 / width, 2.0 / height
+    for y in range(y_start, y_stop):
+        ndc_y = (y + 0.5) * sy - 1.0
+        for x in range(width):
+            t = int(rast[b, y, x, 3]) - 1
+            gu = np.float64(grad_rast[b, y, x, 0])
+            gv = np.float64(grad_rast[b, y, x, 1])
+            if t < 0 or t >= n_tri or (gu == 0.0 and gv == 0.0):
+                continue
+            ndc_x = (x + 0.5) * sx - 1.0
             i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
-            if not (ok_v[i0] and ok_v[i1] and ok_v[i2]):
+            x0, y0, _, w0 = _vertex(pos, b, i0)
+            x1, y1, _, w1 = _vertex(pos, b, i1)
+            x2, y2, _, w2 = _vertex(pos, b, i2)
+            a0 = x0 - ndc_x * w0
+            a1 = x1 - ndc_x * w1
+            a2 = x2 - ndc_x * w2
+            b0 = y0 - ndc_y * w0
+            b1 = y1 - ndc_y * w1
+            b2 = y2 - ndc_y * w2
+            c0 = a1 * b2 - a2 * b1
+            c1 = a2 * b0 - a0 * b2
+            c2 = a0 * b1 - a1 * b0
+            s = c0 + c1 + c2
+            if s == 0.0:
                 continue
-            xa = min(px_v[i0], px_v[i1], px_v[i2])
-            xb = max(px_v[i0], px_v[i1], px_v[i2])
-            ya = min(py_v[i0], py_v[i1], py_v[i2])
-            yb = max(py_v[i0], py_v[i1], py_v[i2])
-            if xb < 0.0 or yb < 0.0 or xa > width - 1.0 or ya > height - 1.0:
-                continue
-            x_lo = max(int(np.ceil(xa - 1e-6)), 0)
-            x_hi = min(int(np.floor(xb + 1e-6)), width - 1)
-            y_lo = max(int(np.ceil(ya - 1e-6)), 0)
-            y_hi = min(int(np.floor(yb + 1e-6)), height - 1)
-            if x_lo > x_hi or y_lo > y_hi:
-                continue
-            x0, y0, z0, w0 = _vertex(pos, b, i0)
-            x1, y1, z1, w1 = _vertex(pos, b, i1)
-            x2, y2, z2, w2 = _vertex(pos, b, i2)
-            a0, b0, c0 = _edge_coeffs(x1, y1, w1, x2, y2, w2)
-            a1, b1, c1 = _edge_coeffs(x2, y2, w2, x0, y0, w0)
-            a2, b2, c2 = _edge_coeffs(x0, y0, w0, x1, y1, w1)
-            for y in range(y_lo, y_hi + 1):
-                ndc_y = (y + 0.5) * sy - 1.0
-                r0 = a0 + c0 * ndc_y
-                r1 = a1 + c1 * ndc_y
-                r2 = a2 + c2 * ndc_y
-                for x in range(x_lo, x_hi + 1):
-                    ndc_x = (x + 0.5) * sx - 1.0
-                    e0 = r0 + b0 * ndc_x
-                    e1 = r1 + b1 * ndc_x
-                    e2 = r2 + b2 * ndc_x
-                    s = e0 + e1 + e2
-                    if s > 0.0:
-                        if e0 < 0.0 or e1 < 0.0 or e2 < 0.0:
-                            continue
-                    elif s < 0.0:
-                        if e0 > 0.0 or e1 > 0.0 or e2 > 0.0:
-                            continue
-                    else:
-                        continue
-                    zw = (e0 * z0 + e1 * z1 + e2 * z2) / (e0 * w0 + e1 * w1 + e2 * w2)
-                    if zw < -1.0 or zw > 1.0 or zw >= zbuf[y, x]:
-                        continue
-                    zbuf[y, x] = zw
-                    img[y, x, 0] = e0 / s
-                    img[y, x, 1] = e1 / s
-                    img[y, x, 2] = zw
-                    img[y, x, 3] = t + 1
+            # d(c_j / s)/dc_k = (delta_jk - lambda_j) / s, with g = (gu, gv, 0).
+            gl = (gu * c0 + gv * c1) / s
+            g0 = (gu - gl) / s
+            g1 = (gv - gl) / s
+            g2 = -gl / s
+            # c = a x b  =>  dL/da = b x g,  dL/db = g x a.
+            da0 = b1 * g2 - b2 * g1
+            da1 = b2 * g0 - b0 * g2
+            da2 = b0 * g1 - b1 * g0
+            db0 = g1 * a2 - g2 * a1
+            db1 = g2 * a0 - g0 * a2
+            db2 = g0 * a1 - g1 * a0
+            grad_pos[i0, 0] += da0
+            grad_pos[i1, 0] += da1
+            grad_pos[i2, 0] += da2
+            grad_pos[i0, 1] += db0
+            grad_pos[i1, 1] += db1
+            grad_pos[i2, 1] += db2
+            grad_pos[i0, 3] -= ndc_x * da0 + ndc_y * db0
+            grad_pos[i1, 3] -= ndc_x * da1 + ndc_y * db1
+            grad_pos[i2, 3] -= ndc_x * da2 + ndc_y * db2
 
 
 @numba.njit(cache=True, parallel=True)
 def _rasterize_backward_kernel(pos, tri, rast, grad_rast, grad_pos):
-    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
-    n_tri = tri.shape[0]
-    sx, sy = 2.0 / width, 2.0 / height
-    for b in numba.prange(n_batch):
-        for y in range(height):
-            ndc_y = (y + 0.5) * sy - 1.0
-            for x in range(width):
-                t = int(rast[b, y, x, 3]) - 1
-                gu = np.float64(grad_rast[b, y, x, 0])
-                gv = np.float64(grad_rast[b, y, x, 1])
-                if t < 0 or t >= n_tri or (gu == 0.0 and gv == 0.0):
-                    continue
-                ndc_x = (x + 0.5) * sx - 1.0
-                i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
-                x0, y0, _, w0 = _vertex(pos, b, i0)
-                x1, y1, _, w1 = _vertex(pos, b, i1)
-                x2, y2, _, w2 = _vertex(pos, b, i2)
-                a0 = x0 - ndc_x * w0
-                a1 = x1 - ndc_x * w1
-                a2 = x2 - ndc_x * w2
-                b0 = y0 - ndc_y * w0
-                b1 = y1 - ndc_y * w1
-                b2 = y2 - ndc_y * w2
-                c0 = a1 * b2 - a2 * b1
-                c1 = a2 * b0 - a0 * b2
-                c2 = a0 * b1 - a1 * b0
-                s = c0 + c1 + c2
-                if s == 0.0:
-                    continue
-                # d(c_j / s)/dc_k = (delta_jk - lambda_j) / s, with g = (gu, gv, 0).
-                gl = (gu * c0 + gv * c1) / s
-                g0 = (gu - gl) / s
-                g1 = (gv - gl) / s
-                g2 = -gl / s
-                # c = a x b  =>  dL/da = b x g,  dL/db = g x a.
-                da0 = b1 * g2 - b2 * g1
-                da1 = b2 * g0 - b0 * g2
-                da2 = b0 * g1 - b1 * g0
-                db0 = g1 * a2 - g2 * a1
-                db1 = g2 * a0 - g0 * a2
-                db2 = g0 * a1 - g1 * a0
-                grad_pos[b, i0, 0] += da0
-                grad_pos[b, i1, 0] += da1
-                grad_pos[b, i2, 0] += da2
-                grad_pos[b, i0, 1] += db0
-                grad_pos[b, i1, 1] += db1
-                grad_pos[b, i2, 1] += db2
-                grad_pos[b, i0, 3] -= ndc_x * da0 + ndc_y * db0
-                grad_pos[b, i1, 3] -= ndc_x * da1 + ndc_y * db1
-                grad_pos[b, i2, 3] -= ndc_x * da2 + ndc_y * db2
+    """``grad_pos`` [B, n_bands, V, 4]: one private accumulator per (image, band) job."""
+    n_batch, n_bands, height = rast.shape[0], grad_pos.shape[1], rast.shape[1]
+    for job in numba.prange(n_batch * n_bands):
+        b, band = job // n_bands, job % n_bands
+        y_start, y_stop = band * height // n_bands, (band + 1) * height // n_bands
+        _rasterize_backward_band(pos, tri, rast, grad_rast, b, y_start, y_stop, grad_pos[b, band])
 
 
 @numba.njit(cache=True, parallel=True)
@@ -185,6 +200,8 @@ def _interpolate_kernel(attr, rast, tri, out):
         for x in range(width):
             t = int(rast[b, y, x, 3]) - 1
             if t < 0 or t >= n_tri:
+                for k in range(n_chan):
+                    out[b, y, x, k] = 0.0
                 continue
             u = np.float64(rast[b, y, x, 0])
             v = np.float64(rast[b, y, x, 1])
@@ -195,12 +212,15 @@ def _interpolate_kernel(attr, rast, tri, out):
 
 
 @numba.njit(cache=True)
-def _interpolate_backward_image(attr, rast, tri, grad_out, grad_attr, grad_rast, want_attr, want_rast):
-    """Backward of one image: ``attr`` [V, C], ``rast`` [H, W, 4], accumulating sequentially."""
-    height, width = rast.shape[0], rast.shape[1]
+def _interpolate_backward_band(attr, rast, tri, grad_out, grad_attr, grad_rast, want_attr, want_rast, y_start, y_stop):
+    """Backward of rows ``[y_start, y_stop)`` of one image (``attr`` [V, C], ``rast`` [H, W, 4])."""
+    width = rast.shape[1]
     n_tri, n_chan = tri.shape[0], attr.shape[1]
-    for y in range(height):
+    for y in range(y_start, y_stop):
         for x in range(width):
+            if want_rast:
+                for k in range(4):
+                    grad_rast[y, x, k] = 0.0
             t = int(rast[y, x, 3]) - 1
             if t < 0 or t >= n_tri:
                 continue
@@ -227,18 +247,27 @@ def _interpolate_backward_image(attr, rast, tri, grad_out, grad_attr, grad_rast,
 
 @numba.njit(cache=True, parallel=True)
 def _interpolate_backward_kernel(attr, rast, tri, grad_out, grad_attr, grad_rast, want_attr, want_rast):
-    n_attr = attr.shape[0]
-    for b in numba.prange(rast.shape[0]):
-        _interpolate_backward_image(
+    """``grad_attr`` [B, n_bands, V, C]: one private accumulator per (image, band) job."""
+    n_attr, n_bands, height = attr.shape[0], grad_attr.shape[1], rast.shape[1]
+    for job in numba.prange(rast.shape[0] * n_bands):
+        b, band = job // n_bands, job % n_bands
+        _interpolate_backward_band(
             attr[min(np.int64(b), n_attr - 1)],  # attr of batch 1 broadcasts
             rast[b],
             tri,
             grad_out[b],
-            grad_attr[b] if want_attr else grad_attr[0],
+            grad_attr[b, band] if want_attr else grad_attr[0, 0],
             grad_rast[b] if want_rast else grad_rast[0],
             want_attr,
             want_rast,
+            band * height // n_bands,
+            (band + 1) * height // n_bands,
         )
+
+
+def _bands(n_batch: int, height: int) -> int:
+    """Horizontal bands per image: enough (image, band) jobs to keep every thread busy."""
+    return max(1, min(-(-numba.get_num_threads() // n_batch), height))
 
 
 def _check_float(name: str, arr: np.ndarray) -> None:
@@ -281,7 +310,7 @@ def rasterize_numpy(pos_clip: np.ndarray, tri: np.ndarray, resolution: tuple[int
     if height <= 0 or width <= 0:
         raise ValueError(f"resolution must be two positive ints (H, W), got {resolution}")
     out = np.zeros((pos_clip.shape[0], height, width, 4), pos_clip.dtype)
-    _rasterize_kernel(np.ascontiguousarray(pos_clip), np.ascontiguousarray(tri), out)
+    _rasterize_kernel(np.ascontiguousarray(pos_clip), np.ascontiguousarray(tri), out, _bands(len(out), height))
     return out
 
 
@@ -289,11 +318,10 @@ def rasterize_backward_numpy(
     pos_clip: np.ndarray, tri: np.ndarray, rast: np.ndarray, grad_rast: np.ndarray
 ) -> np.ndarray:
     """Gradient w.r.t. ``pos_clip`` given ``grad_rast``; only channels u, v carry gradient."""
-    grad = np.zeros(pos_clip.shape, np.float64)
-    _rasterize_backward_kernel(
-        np.ascontiguousarray(pos_clip), tri, rast, np.ascontiguousarray(grad_rast), grad
-    )
-    return grad.astype(pos_clip.dtype, copy=False)
+    n_batch, n_vert = pos_clip.shape[:2]
+    grad = np.zeros((n_batch, _bands(n_batch, rast.shape[1]), n_vert, 4), np.float64)
+    _rasterize_backward_kernel(np.ascontiguousarray(pos_clip), tri, rast, np.ascontiguousarray(grad_rast), grad)
+    return grad.sum(axis=1).astype(pos_clip.dtype, copy=False)
 
 
 def interpolate_numpy(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -304,7 +332,7 @@ def interpolate_numpy(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray) -> np
     _check_rast(rast)
     attr = _as_batched_attr(attr, rast.shape[0])
     _check_tri(tri, attr.shape[1])
-    out = np.zeros(rast.shape[:3] + (attr.shape[2],), attr.dtype)
+    out = np.empty(rast.shape[:3] + (attr.shape[2],), attr.dtype)
     _interpolate_kernel(attr, np.ascontiguousarray(rast), np.ascontiguousarray(tri), out)
     return out
 
@@ -324,14 +352,14 @@ def interpolate_backward_numpy(
     """
     batched = _as_batched_attr(attr, rast.shape[0])
     n_batch = rast.shape[0]
-    grad_attr = np.zeros((n_batch if want_attr else 1,) + batched.shape[1:], np.float64)
-    grad_rast = np.zeros(rast.shape if want_rast else (1, 1, 1, 4), rast.dtype)
+    n_bands = _bands(n_batch, rast.shape[1])
+    grad_attr = np.zeros((n_batch, n_bands) + batched.shape[1:] if want_attr else (1, 1, 1, 1), attr.dtype)
+    grad_rast = np.empty(rast.shape if want_rast else (1, 1, 1, 4), rast.dtype)
     _interpolate_backward_kernel(
         batched, rast, tri, np.ascontiguousarray(grad_out), grad_attr, grad_rast, want_attr, want_rast
     )
     ga = None
     if want_attr:
-        if batched.shape[0] == 1:
-            grad_attr = grad_attr.sum(axis=0, keepdims=True)
-        ga = grad_attr.reshape(attr.shape).astype(attr.dtype, copy=False)
+        # Sum the per-band accumulators, and the batch too when attr was broadcast.
+        ga = grad_attr.sum(axis=(0, 1) if batched.shape[0] == 1 else 1).reshape(attr.shape)
     return ga, (grad_rast if want_rast else None)

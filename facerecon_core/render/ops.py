@@ -7,11 +7,12 @@ attributes [B, H, W, C]. Both are differentiable: ``rast`` w.r.t. ``pos_clip`` t
 
 Backends: ``"cpu"`` (numba kernels, float32 or float64), ``"cuda"`` (nvdiffrast,
 float32 only) and ``"auto"`` (``cuda`` for CUDA tensors when nvdiffrast imports, else
-``cpu``). The CPU backend drops triangles with a vertex at w <= 0 where nvdiffrast clips.
+``cpu``, copying CUDA tensors to the CPU and the result back with a warning). The CPU backend drops triangles with a vertex at w <= 0 where nvdiffrast clips.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -24,10 +25,20 @@ Backend = Literal["auto", "cpu", "cuda"]
 def _resolve(backend: str, *tensors: torch.Tensor) -> str:
     on_cuda = any(t.is_cuda for t in tensors)
     if backend == "auto":
-        return "cuda" if on_cuda and cuda.available() else "cpu"
+        if not on_cuda:
+            return "cpu"
+        if cuda.available():
+            return "cuda"
+        warnings.warn(
+            "CUDA tensors but nvdiffrast is not installed: rasterizing on the CPU (slow); "
+            "install nvdiffrast for the cuda backend",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "cpu-fallback"
     if backend == "cpu":
         if on_cuda:
-            raise ValueError("backend='cpu' needs CPU tensors; move them with .cpu() or use backend='cuda'")
+            raise ValueError("the cpu render backend needs CPU tensors; move them with .cpu() or use backend='cuda'")
         return "cpu"
     if backend == "cuda":
         if not torch.cuda.is_available():
@@ -40,17 +51,17 @@ def _resolve(backend: str, *tensors: torch.Tensor) -> str:
 
 
 def _check_float(name: str, t: torch.Tensor, backend: str) -> None:
+    backend = backend.removesuffix("-fallback")
     allowed = (torch.float32,) if backend == "cuda" else (torch.float32, torch.float64)
     if t.dtype not in allowed:
         names = " or ".join(str(d).removeprefix("torch.") for d in allowed)
         raise TypeError(f"{name} must be {names} for backend '{backend}', got {t.dtype}")
 
 
-def _check_tri(tri: torch.Tensor, n_vert: int) -> None:
+def _check_tri(tri: torch.Tensor) -> None:
+    # Index bounds are checked by the CPU kernels' numpy wrappers.
     if tri.dtype != torch.int32 or tri.ndim != 2 or tri.shape[1] != 3:
         raise ValueError(f"tri must be an int32 tensor of shape [F, 3], got {tri.dtype} {tuple(tri.shape)}")
-    if tri.numel() and not tri.is_cuda and (int(tri.min()) < 0 or int(tri.max()) >= n_vert):
-        raise ValueError(f"tri indexes vertices outside [0, {n_vert})")
 
 
 def rasterize(
@@ -66,8 +77,10 @@ def rasterize(
         raise ValueError(f"resolution must be two positive ints (H, W), got {resolution}")
     name = _resolve(backend, pos_clip, tri)
     _check_float("pos_clip", pos_clip, name)
-    _check_tri(tri, pos_clip.shape[1])
+    _check_tri(tri)
     res = (int(resolution[0]), int(resolution[1]))
+    if name == "cpu-fallback":
+        return cpu.rasterize(pos_clip.cpu(), tri.cpu(), res).to(pos_clip.device)
     return (cuda if name == "cuda" else cpu).rasterize(pos_clip, tri, res)
 
 
@@ -90,5 +103,7 @@ def interpolate(
     name = _resolve(backend, attr, rast, tri)
     _check_float("attr", attr, name)
     _check_float("rast", rast, name)
-    _check_tri(tri, attr.shape[1])
+    _check_tri(tri)
+    if name == "cpu-fallback":
+        return cpu.interpolate(attr.cpu(), rast.cpu(), tri.cpu()).to(attr.device)
     return (cuda if name == "cuda" else cpu).interpolate(attr, rast, tri)

@@ -59,7 +59,7 @@ def render_mesh(
     mask = (rast[..., 3:] > 0).to(verts_cam.dtype)
     normals = F.normalize(interpolate(vertex_normals(verts_cam, tri), rast, tri, backend=backend), dim=-1)
     if texture is not None:
-        uv_pix = interpolate(uv.to(verts_cam.dtype), rast, tri, backend=backend)
+        uv_pix = interpolate(uv.to(verts_cam), rast, tri, backend=backend)
         albedo = sample_texture(texture, uv_pix).permute(0, 2, 3, 1)
     elif vertex_colors is not None:
         albedo = interpolate(vertex_colors, rast, tri, backend=backend)
@@ -69,5 +69,5 @@ def render_mesh(
     if background is None:
         image = color * mask
     else:
-        image = torch.lerp(background.permute(0, 2, 3, 1).flip(1), color, mask)
+        image = torch.lerp(background.permute(0, 2, 3, 1).flip(1).to(color.dtype), color, mask)
     return RenderOutput(image=_to_image(image), mask=_to_image(mask), rast=rast, normals=_to_image(normals))

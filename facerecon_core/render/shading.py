@@ -15,18 +15,27 @@ _K20 = math.sqrt(5.0) / 8.0  # (1/4) * sqrt(5) / 2
 _K22 = math.sqrt(15.0) / 8.0  # (1/4) * sqrt(15) / 2
 
 
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    ax, ay, az = a.unbind(-1)
+    bx, by, bz = b.unbind(-1)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=-1)
+
+
 def vertex_normals(verts: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals [B, V, 3] of ``verts`` [B, V, 3].
 
     Triangles are counter-clockwise seen from outside, so normals point outward.
     """
     idx = tri.long()
-    v0, v1, v2 = verts[:, idx[:, 0]], verts[:, idx[:, 1]], verts[:, idx[:, 2]]
-    face = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2 * area
-    normals = torch.zeros_like(verts)
+    n_batch, n_vert = verts.shape[:2]
+    # One row per vertex holding the whole batch: gathers and scatters move long rows.
+    rows = verts.transpose(0, 1).reshape(n_vert, n_batch * 3)
+    v0, v1, v2 = (rows.index_select(0, idx[:, k]).view(-1, n_batch, 3) for k in range(3))
+    face = _cross(v1 - v0, v2 - v0).reshape(-1, n_batch * 3)  # length = 2 * area
+    normals = torch.zeros_like(rows)
     for k in range(3):
-        normals = normals.index_add(1, idx[:, k], face)
-    return F.normalize(normals, dim=-1, eps=1e-12)
+        normals = normals.index_add(0, idx[:, k], face)
+    return F.normalize(normals.view(n_vert, n_batch, 3).transpose(0, 1), dim=-1, eps=1e-12)
 
 
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:

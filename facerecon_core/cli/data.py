@@ -1,0 +1,54 @@
+"""``facerecon data synth|preview``: training datasets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from facerecon_core.datasets.synth import KINDS
+
+    parser = sub.add_parser("data", help="generate and inspect training datasets")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    synth = actions.add_parser("synth", help="generate a sharded dataset (resumes an interrupted run)")
+    synth.add_argument("--kind", choices=KINDS, required=True,
+                       help="asm: random faces; profiled: new views of real photos; texture: FTD triplets")
+    synth.add_argument("--count", type=int, required=True, help="number of samples")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed gives identical shards")
+    synth.add_argument("--out", type=Path, required=True, help="dataset folder")
+    synth.add_argument("--res", type=int, default=256, help="crop and UV map size (default 256)")
+    synth.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    synth.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the built one)")
+    synth.add_argument("--photos", type=Path, default=None,
+                       help="real photos: backgrounds (asm) or the photos to profile (default ../shared/faces)")
+    synth.set_defaults(run=_synth)
+
+    preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
+    preview.add_argument("dataset", type=Path, help="dataset folder")
+    preview.add_argument("-o", "--out", type=Path, required=True, help="output image (.png)")
+    preview.add_argument("--count", type=int, default=8, help="samples to draw (default 8)")
+    preview.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
+    preview.set_defaults(run=_preview)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from facerecon_core.datasets.synth import SynthRequest, synth
+
+    request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
+                           facemodel=args.facemodel, photos=args.photos)
+    index = synth(request, workers=args.workers)
+    done = sum(e["count"] for e in index["shards"])
+    print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from facerecon_core.datasets.preview import preview_grid
+    from facerecon_core.datasets.storage import ShardedDataset
+    from facerecon_core.io import save_image
+
+    grid = preview_grid(ShardedDataset(args.dataset), count=args.count, seed=args.seed)
+    print(f"wrote {save_image(args.out, grid)}")
+    return 0

@@ -1,0 +1,63 @@
+"""The model fitter recovers a synthetic face it did not see the coefficients of."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.facemodel.preview import frontal_light
+from facerecon_core.fitting import FitConfig, Fitter
+from facerecon_core.pose import CropCamera, to_camera
+from facerecon_core.render import render_mesh
+
+
+def synthetic_crops(model: FaceModel, n: int, size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    id_coeff = rng.standard_normal((n, model.n_id)) * 0.8
+    exp_coeff = rng.standard_normal((n, model.n_exp))
+    angles = np.c_[rng.uniform(-0.3, 0.3, n), rng.uniform(-0.8, 0.8, n), rng.uniform(-0.3, 0.3, n)]
+    cam = CropCamera(size)
+    translation = np.c_[rng.uniform(-15, 15, (n, 2)), -np.full(n, cam.focal * 170 / (0.55 * size))]
+    shapes = model.vertices(id_coeff, exp_coeff)
+    verts_cam = to_camera(shapes, angles, translation).astype(np.float32)
+    out = render_mesh(torch.as_tensor(verts_cam), torch.as_tensor(model.triangles), cam.render_camera(),
+                      vertex_colors=torch.as_tensor(model.albedo_mean)[None].expand(n, -1, -1),
+                      sh=torch.as_tensor(frontal_light())[None].expand(n, -1, -1),
+                      background=torch.full((n, 3, size, size), 0.3))
+    crops = (out.image.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    landmarks = cam.project(verts_cam[:, model.landmark_indices])
+    return crops, landmarks, shapes, angles
+
+
+def test_fitter_recovers_a_synthetic_face(facemodel: FaceModel):
+    crops, landmarks, shapes, angles = synthetic_crops(facemodel, 2, 128)
+    config = FitConfig(landmark_steps=300, photometric_steps=10, render_size=64)
+    result = Fitter(facemodel, config).fit(crops, landmarks, progress=False)
+    assert result.landmark_error.shape == (2,) and np.all(result.landmark_error <= 1.0)
+    assert set(result.losses) == {"landmarks", "photometric"}
+    assert {"landmarks", "photometric", "id_prior", "sh_prior"} <= set(result.losses["photometric"])
+    fitted = result.shape(facemodel)
+    error = np.linalg.norm(fitted - shapes, axis=-1).mean(-1)
+    baseline = np.linalg.norm(facemodel.mean_shape - shapes, axis=-1).mean(-1)
+    assert np.all(error < 0.75 * baseline), (error, baseline)
+    assert np.degrees(np.abs(result.angles - angles)).max() < 3.0
+    assert result.sh[:, :, 0].min() > 0.3  # lit, not black
+
+
+def test_fitter_with_offsets_keeps_them_smooth(facemodel: FaceModel):
+    crops, landmarks, _, _ = synthetic_crops(facemodel, 1, 64, seed=3)
+    config = FitConfig(landmark_steps=50, photometric_steps=5, render_size=64, fit_offsets=True)
+    result = Fitter(facemodel, config).fit(crops, landmarks, progress=False)
+    assert result.offsets.shape == (1, facemodel.n_vertices, 3)
+    assert np.abs(result.offsets).max() < 2.0
+    assert "offset_smooth" in result.losses["photometric"]
+
+
+def test_fitter_rejects_malformed_input(facemodel: FaceModel):
+    fitter = Fitter(facemodel)
+    with pytest.raises(ValueError, match="square RGB crops"):
+        fitter.fit(np.zeros((1, 64, 32, 3), np.uint8), np.zeros((1, 68, 2)))
+    with pytest.raises(ValueError, match="landmarks of shape"):
+        fitter.fit(np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 5, 2)))
