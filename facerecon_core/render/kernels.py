@@ -270,6 +270,11 @@ def _bands(n_batch: int, height: int) -> int:
     return max(1, min(-(-numba.get_num_threads() // n_batch), height))
 
 
+def _sum_bands(acc: np.ndarray) -> np.ndarray:
+    """Sum per-band accumulators [B, n_bands, ...] to [B, ...]."""
+    return acc[:, 0] if acc.shape[1] == 1 else acc.sum(axis=1)
+
+
 def _check_float(name: str, arr: np.ndarray) -> None:
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
@@ -321,7 +326,7 @@ def rasterize_backward_numpy(
     n_batch, n_vert = pos_clip.shape[:2]
     grad = np.zeros((n_batch, _bands(n_batch, rast.shape[1]), n_vert, 4), np.float64)
     _rasterize_backward_kernel(np.ascontiguousarray(pos_clip), tri, rast, np.ascontiguousarray(grad_rast), grad)
-    return grad.sum(axis=1).astype(pos_clip.dtype, copy=False)
+    return _sum_bands(grad).astype(pos_clip.dtype, copy=False)
 
 
 def interpolate_numpy(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -360,6 +365,8 @@ def interpolate_backward_numpy(
     )
     ga = None
     if want_attr:
-        # Sum the per-band accumulators, and the batch too when attr was broadcast.
-        ga = grad_attr.sum(axis=(0, 1) if batched.shape[0] == 1 else 1).reshape(attr.shape)
+        ga = _sum_bands(grad_attr)
+        if batched.shape[0] == 1:
+            ga = ga.sum(axis=0)  # attr was broadcast over the batch
+        ga = ga.reshape(attr.shape)
     return ga, (grad_rast if want_rast else None)

@@ -1,0 +1,113 @@
+"""Synthetic datasets: exact labels, determinism, resuming, the torch Dataset, preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facerecon_core.cli import main
+from facerecon_core.datasets import storage
+from facerecon_core.datasets.expressions import ExpressionPrior
+from facerecon_core.datasets.synth import SynthRequest, synth
+from facerecon_core.datasets.torch_data import FaceDataset
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.pose import CropCamera, to_camera
+
+
+@pytest.fixture(scope="module")
+def asm_dataset(facemodel_path: Path, shared_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("asm")
+    synth(SynthRequest("asm", 40, seed=7, out=out, res=128, facemodel=facemodel_path), progress=False)
+    return out
+
+
+def test_asm_labels_reproduce_the_landmarks(asm_dataset: Path, facemodel: FaceModel):
+    data = storage.ShardedDataset(asm_dataset)
+    assert len(data) == 40 and data.complete
+    camera = CropCamera(128)
+    for i in range(0, 40, 5):
+        s = data[i]
+        assert s["image"].shape == (128, 128, 3) and s["image"].dtype == np.uint8
+        assert s["asm_id"].shape == s["asm_exp"].shape == (128, 128, 3)
+        assert s["face_mask"].dtype == bool and 0.05 < s["face_mask"].mean() < 0.9
+        shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
+        projected = camera.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
+        assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+        np.testing.assert_allclose(s["landmarks_3d"], to_camera(facemodel.vertices(s["id_coeff"], s["exp_coeff"]),
+                                   s["angles"], s["translation"])[facemodel.landmark_indices], atol=1e-2)
+        assert np.abs(np.degrees(s["angles"])).max() <= 75.0 + 1e-3
+
+
+def test_expression_prior_reaches_large_expressions(facemodel: FaceModel):
+    prior = ExpressionPrior.from_model(facemodel)
+    lips = facemodel.landmark_indices[[62, 66]]  # inner upper / lower lip centre
+    open_mouth = facemodel.vertices(None, prior.archetypes["open_mouth"])
+    assert open_mouth[lips[0], 1] - open_mouth[lips[1], 1] > 10.0  # mm
+    rng = np.random.default_rng(0)
+    draws = np.array([prior.sample(rng) for _ in range(500)])
+    assert np.abs(draws).max() <= prior.max_abs
+    assert np.mean(np.linalg.norm(draws, axis=1) > 3.0) > 0.2  # heavy-tailed: many large expressions
+
+
+def test_same_seed_identical_shards_and_resume(facemodel_path: Path, tmp_path: Path, asm_dataset: Path,
+                                               monkeypatch: pytest.MonkeyPatch):
+    request = SynthRequest("asm", 40, seed=7, out=tmp_path / "b", res=128, facemodel=facemodel_path)
+    # interrupt after the first shard: the sample function fails on the first sample of shard 2
+    import facerecon_core.datasets.synth as synth_module
+
+    real = synth_module.make_generator
+
+    def failing(req):
+        make = real(req)
+
+        def sample(i):
+            if i == synth_module.SHARD_SIZE:
+                raise KeyboardInterrupt
+            return make(i)
+
+        return sample
+
+    monkeypatch.setattr(synth_module, "make_generator", failing)
+    with pytest.raises(KeyboardInterrupt):
+        synth(request, progress=False)
+    partial = storage.ShardedDataset(request.out)
+    assert 0 < len(partial) < 40 and not partial.complete
+    assert not list(request.out.glob("*.tmp"))
+    monkeypatch.setattr(synth_module, "make_generator", real)
+    synth(request, progress=False)
+    resumed = storage.ShardedDataset(request.out)
+    ids = [resumed.sample_id(i) for i in range(len(resumed))]
+    assert ids == list(range(40))  # all samples, no duplicates
+    for name in sorted(p.name for p in asm_dataset.glob("shard-*.npz")):
+        assert (request.out / name).read_bytes() == (asm_dataset / name).read_bytes()
+    storage.verify_dataset(request.out)
+
+
+def test_a_folder_of_another_dataset_is_refused(facemodel_path: Path, asm_dataset: Path):
+    with pytest.raises(storage.DatasetError, match="different dataset .*seed=7"):
+        synth(SynthRequest("asm", 40, seed=8, out=asm_dataset, res=128, facemodel=facemodel_path), progress=False)
+
+
+def test_torch_dataset_augments_only_the_image(asm_dataset: Path):
+    plain = FaceDataset([asm_dataset], augment=None)
+    augmented = FaceDataset([asm_dataset, asm_dataset], seed=1)
+    assert len(augmented) == 80
+    a, b = plain[3], augmented[3]
+    assert a["image"].shape == (3, 128, 128) and 0 <= float(a["image"].min()) and float(a["image"].max()) <= 1
+    assert a["asm_id"].shape == (3, 128, 128) and a["face_mask"].shape == (1, 128, 128)
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a if k != "image")
+    assert np.array_equal(augmented[3]["image"].numpy(), b["image"].numpy())  # deterministic per epoch
+    augmented.set_epoch(1)
+    assert not np.array_equal(augmented[3]["image"].numpy(), b["image"].numpy())
+
+
+def test_preview_cli(asm_dataset: Path, tmp_path: Path):
+    out = tmp_path / "grid.png"
+    assert main(["data", "preview", str(asm_dataset), "-o", str(out), "--count", "3"]) == 0
+    import cv2
+
+    grid = cv2.imread(str(out))
+    assert grid.shape == (3 * 128, 4 * 128, 3)
+    assert main(["data", "preview", str(tmp_path), "-o", str(out)]) == 2  # not a dataset folder
