@@ -112,7 +112,8 @@ def main() -> None:
     for label, fn in [("rasterize+interpolate", raster), ("render_mesh (UV texture + SH)", shaded)]:
         with torch.no_grad():
             fwd = median_ms(lambda: fn(False), args.runs)
-        results[label] = {"forward_ms": round(fwd, 2), "forward_backward_ms": round(median_ms(lambda: fn(True), args.runs), 2)}
+        fwd_bwd = median_ms(lambda: fn(True), args.runs)
+        results[label] = {"forward_ms": round(fwd, 2), "forward_backward_ms": round(fwd_bwd, 2)}
 
     with torch.no_grad():
         coverage = float((rasterize(pos, tri, cam.resolution)[..., 3] > 0).float().mean())

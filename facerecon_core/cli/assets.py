@@ -7,6 +7,9 @@ from pathlib import Path
 
 from facerecon_core import paths
 
+# Photo fits for the albedo basis: enough photometric steps to settle the light, at a small size.
+ALBEDO_FIT_STEPS = dict(landmark_steps=200, photometric_steps=40, render_size=96)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("assets", help="build and inspect the face-model asset")
@@ -25,6 +28,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="3DDFA parameter statistics (default: <source>/../peers/3ddfa_v2/...pkl)")
     build.add_argument("--uv-size", type=int, default=256, help="size of the stored UV masks (default 256)")
     build.set_defaults(run=_build)
+
+    basis = actions.add_parser("albedo-basis", help="learn an albedo basis from real photos into the asset")
+    basis.add_argument("--model", type=Path, default=None, help="asset .npz to update (default: the built one)")
+    basis.add_argument("--out", type=Path, default=None, help="write the updated asset here (default: --model)")
+    basis.add_argument("--photos", type=Path, nargs="+", default=None,
+                       help="photos or folders (default: ../shared/faces)")
+    basis.add_argument("--components", type=int, default=30, help="number of components kept (default 30)")
+    basis.add_argument("--per-source", type=int, default=25, help="most photos per top-level folder (default 25)")
+    basis.add_argument("--max-photos", type=int, default=300, help="most photos in all (default 300)")
+    basis.add_argument("--uv-size", type=int, default=128, help="UV resolution of the PCA (default 128)")
+    basis.add_argument("--cache", type=Path, default=Path("data/fits"), help="photo-fit cache (default data/fits)")
+    basis.add_argument("--seed", type=int, default=0, help="which photos are chosen (default 0)")
+    basis.set_defaults(run=_albedo_basis)
 
     info = actions.add_parser("info", help="print what a face-model asset holds")
     info.add_argument("--model", type=Path, default=None, help="asset .npz (default: the built one)")
@@ -45,6 +61,28 @@ def _build(args: argparse.Namespace) -> int:
     report = build_facemodel(args.out or paths.default_facemodel_path(), source, bfm2009=args.bfm2009,
                              expression=args.expression, param_stats=args.param_stats, uv_size=args.uv_size)
     print(report.summary())
+    return 0
+
+
+def _albedo_basis(args: argparse.Namespace) -> int:
+    from facerecon_core.facemodel import FaceModel
+    from facerecon_core.fitting import FitConfig
+    from facerecon_core.fitting.photos import fit_photos
+    from facerecon_core.io.photo import find_photos
+    from facerecon_core.texture.albedo_basis import albedo_pca, photo_albedo_maps, select_photos
+
+    model = FaceModel.load(args.model)
+    roots = args.photos or [paths.shared_dir() / "faces"]
+    photos = select_photos(find_photos(roots), args.per_source, args.max_photos, args.seed, roots[0])
+    fits, failures = fit_photos(photos, model, FitConfig(**ALBEDO_FIT_STEPS), cache=args.cache)
+    maps, skipped = photo_albedo_maps(fits, model, args.uv_size)
+    basis = albedo_pca(maps, model, args.components)
+    for reason in list(failures.values()) + skipped:
+        print(f"  skipped {reason}")
+    cumulative = basis.explained.cumsum()
+    print(f"albedo basis from {basis.n_photos} of {len(photos)} photos: {len(basis.scale)} components explain "
+          f"{cumulative[-1]:.1%} of the variance (first 5: {', '.join(f'{c:.1%}' for c in cumulative[:5])})")
+    print(f"wrote {basis.apply_to(model).save(args.out or model.path)}")
     return 0
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facerecon_core.facemodel import sources, uvmap
-from facerecon_core.facemodel.model import FORMAT_VERSION, FaceModel
-from facerecon_core.io import atomic_save_npz
+from facerecon_core.facemodel.model import FaceModel
 
 PARAM_STATS = Path("peers/3ddfa_v2/param_mean_std_62d_120x120.pkl")  # relative to the shared folder
 
@@ -55,7 +54,7 @@ def build_facemodel(
     raw = (sources.read_bfm2009(bfm2009, source, expression, param_stats) if bfm2009
            else sources.read_3ddfa_subset(source, param_stats))
     model = assemble(raw, topo, uv_size)
-    atomic_save_npz(out, {"format_version": np.int64(FORMAT_VERSION), **model.arrays()})
+    model.save(out)
     return BuildReport(Path(out), raw.source, model.n_vertices, len(model.triangles), model.n_id,
                        model.n_exp, model.n_albedo, model.content_hash, time.perf_counter() - start)
 

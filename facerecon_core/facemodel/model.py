@@ -71,6 +71,12 @@ class FaceModel:
         values["content_hash"] = str(values["content_hash"])
         return cls(**values, path=path)
 
+    def save(self, path: str | Path) -> Path:
+        """Write the asset atomically (loadable without pickle)."""
+        from facerecon_core.io import atomic_save_npz
+
+        return atomic_save_npz(path, {"format_version": np.int64(FORMAT_VERSION), **self.arrays()})
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything that goes into the asset file, by field name."""
         return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "path"}

@@ -7,7 +7,8 @@ attributes [B, H, W, C]. Both are differentiable: ``rast`` w.r.t. ``pos_clip`` t
 
 Backends: ``"cpu"`` (numba kernels, float32 or float64), ``"cuda"`` (nvdiffrast,
 float32 only) and ``"auto"`` (``cuda`` for CUDA tensors when nvdiffrast imports, else
-``cpu``, copying CUDA tensors to the CPU and the result back with a warning). The CPU backend drops triangles with a vertex at w <= 0 where nvdiffrast clips.
+``cpu``, copying CUDA tensors to the CPU and the result back with a warning). The CPU
+backend drops triangles with a vertex at w <= 0 where nvdiffrast clips them.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def unwrap_photo(
     model: FaceModel,
     sh: np.ndarray,
     size: int = 256,
-    depth_tolerance: float = 3.0,
+    depth_tolerance: float = 6.0,
     min_facing: float = 0.2,
 ) -> UnwrappedTexture:
     """Unwrap a square uint8 crop (S, S, 3) seen by ``CropCamera(S)`` onto the mesh ``verts_cam`` (V, 3)."""
@@ -72,12 +72,17 @@ def unwrap_photo(
 
 
 def fill_occluded(texture: np.ndarray, visible: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Fill invisible texels from their left-right mirror texel (the UV layout is symmetric about
-    u = 0.5) where that one is visible, else from ``fallback`` (T, T, 3); seams are feathered."""
-    mirrored, mirror_visible = texture[:, ::-1], visible[:, ::-1]
-    filled = np.where(visible[..., None], texture, np.where(mirror_visible[..., None], mirrored, fallback))
-    source = visible.astype(np.float32)
-    blend = cv2.GaussianBlur(source, (0, 0), max(1.0, texture.shape[0] / 128))
-    smooth = cv2.GaussianBlur(filled, (0, 0), max(1.0, texture.shape[0] / 128))
-    weight = np.where(visible, 1.0, blend)[..., None]  # soften the edge between photo and fill
+    """Fill invisible texels of a (T, T, 3) map: from their left-right mirror texel where that one is
+    visible (the UV layout is symmetric about u = 0.5), else from ``fallback`` scaled per channel to
+    the visible texels' colour; the seam between photo and fill is feathered."""
+    mirror_visible = visible[:, ::-1] & ~visible
+    known = visible | mirror_visible
+    if visible.any():
+        gain = np.median(texture[visible], axis=0) / np.maximum(np.median(fallback[visible], axis=0), 1e-3)
+        fallback = fallback * gain
+    filled = np.where(visible[..., None], texture, np.where(mirror_visible[..., None], texture[:, ::-1], fallback))
+    sigma = max(1.0, texture.shape[0] / 128)
+    weight = cv2.GaussianBlur(known.astype(np.float32), (0, 0), sigma)
+    smooth = cv2.GaussianBlur(filled.astype(np.float32), (0, 0), sigma)
+    weight = np.where(known, 1.0, weight)[..., None]
     return (weight * filled + (1 - weight) * smooth).astype(np.float32)

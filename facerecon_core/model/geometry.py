@@ -1,0 +1,93 @@
+"""Geometry stream: attribute decoders (D_id, D_exp) and the parametric sub-network (PSN).
+
+Pose parametrisation p_h ∈ R^6 (size-independent, consistent with :class:`facerecon_core.pose.CropCamera`):
+
+* p_h[0:3] = (pitch, yaw, roll) in radians (``R = Rz(roll) Ry(yaw) Rx(pitch)``);
+* p_h[3:5] = 10 · F · (t_x, t_y) / d, the projection of the model origin relative to the crop
+  centre in units of the crop side / 10 (F = ``pose.FOCAL_PER_PIXEL``, d = −t_z; y up);
+* p_h[5] = 10 · log(D0 / d), the log scale relative to D0 = 200 F mm (≈ 906 mm, the distance at
+  which the training crops frame an average face).
+
+The factor 10 makes all three groups O(1) for L_p (angles ≲ 1.3 rad, origin offsets ≲ 0.1 crop,
+scale 0.9–1.1). SH p_l ∈ R^27 = 9 coefficients per colour channel ([B, 3, 9] in the normalised basis
+of :func:`facerecon_core.render.sh_basis`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from facerecon_core.pose import FOCAL_PER_PIXEL
+
+POSE_DIM = 6
+SH_DIM = 27
+POSE_T_SCALE = 10.0
+REFERENCE_DEPTH_MM = 200.0 * FOCAL_PER_PIXEL
+
+
+def encode_pose(angles: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """(angles [B, 3] rad, translation [B, 3] mm) → p_h [B, 6]."""
+    depth = -translation[..., 2:3]
+    xy = POSE_T_SCALE * FOCAL_PER_PIXEL * translation[..., :2] / depth
+    scale = POSE_T_SCALE * torch.log(REFERENCE_DEPTH_MM / depth)
+    return torch.cat([angles, xy, scale], dim=-1)
+
+
+def decode_pose(p_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """p_h [B, 6] → (angles [B, 3] rad, translation [B, 3] mm, camera space)."""
+    depth = REFERENCE_DEPTH_MM * torch.exp(-p_h[..., 5:6] / POSE_T_SCALE)
+    xy = p_h[..., 3:5] / POSE_T_SCALE * depth / FOCAL_PER_PIXEL
+    return p_h[..., :3], torch.cat([xy, -depth], dim=-1)
+
+
+class AttributeDecoder(nn.Module):
+    """Pix2pix-style decoder from the 1×1×C latent: log2(size) layers, each bilinear ×2 upsampling
+    followed by Conv3×3(stride 1, pad 1); all but the last are Conv-BatchNorm-ReLU, the last is
+    Conv → tanh, times ``scale_mm``: output [B, 3, size, size] in millimetres (x, y, z in R, G, B).
+    """
+
+    def __init__(self, latent_dim: int, size: int, widths: list[int], scale_mm: float) -> None:
+        super().__init__()
+        n_layers = int(round(math.log2(size)))
+        if 2**n_layers != size:
+            raise ValueError(f"ASM size {size} must be a power of two")
+        if len(widths) != n_layers - 1:
+            raise ValueError(f"ASM size {size} needs {n_layers - 1} decoder widths (one per hidden layer), "
+                             f"got {len(widths)}")
+        blocks: list[nn.Module] = []
+        c = latent_dim
+        for w in widths:
+            blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                        nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)))
+            c = w
+        blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                    nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh()))
+        self.layers = nn.Sequential(*blocks)
+        self.scale_mm = float(scale_mm)
+        self.latent_dim = latent_dim
+
+    def forward(self, f_l: torch.Tensor) -> torch.Tensor:
+        return self.scale_mm * self.layers(f_l.reshape(-1, self.latent_dim, 1, 1))
+
+
+class ParametricSubnet(nn.Module):
+    """PSN (eq. 3): two FC layers on f_L → (p_t [B, K_alb], p_l [B, 3, 9], p_h [B, 6])."""
+
+    def __init__(self, latent_dim: int, n_albedo: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.n_albedo = n_albedo
+        self.fc1 = nn.Linear(latent_dim, hidden)
+        self.fc2 = nn.Linear(hidden, n_albedo + SH_DIM + POSE_DIM)
+        with torch.no_grad():  # start from a neutral, frontal, ambient-lit face
+            self.fc2.weight.mul_(0.1)
+            self.fc2.bias.zero_()
+            sh_bias = self.fc2.bias[n_albedo:n_albedo + SH_DIM].view(3, 9)
+            sh_bias[:, 0] = 0.8
+
+    def forward(self, f_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.fc2(torch.relu(self.fc1(f_l)))
+        k = self.n_albedo
+        return out[:, :k], out[:, k:k + SH_DIM].reshape(-1, 3, 9), out[:, k + SH_DIM:]
