@@ -27,7 +27,11 @@ def _clip(points: list[tuple[float, float, float, float]], dtype=torch.float32) 
 
 
 def test_kernels_import_without_torch():
-    code = "import sys, facerecon_core.render.kernels, facerecon_core.render; assert 'torch' not in sys.modules"
+    code = ("import sys, facerecon_core.render.kernels, facerecon_core.render, facerecon_core.render.numpy_render, "
+            "facerecon_core.reconstruction, facerecon_core.export, facerecon_core.pose; "
+            "facerecon_core.pose.CropCamera(224).render_camera(); "
+            "from facerecon_core.render import render_mesh_numpy, PerspectiveCamera; "
+            "assert 'torch' not in sys.modules")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)

@@ -80,3 +80,20 @@ def render_face(verts_cam, triangles, albedo, sh, background, camera: CropCamera
                           sh=torch.as_tensor(sh)[None], background=bg, backend="cpu")
     image = (out.image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
     return image, out.mask[0, 0].numpy() > 0.5
+
+
+def render_textured(verts_cam, model: FaceModel, texture: np.ndarray, background: np.ndarray,
+                    camera: CropCamera) -> tuple[np.ndarray, np.ndarray]:
+    """Render a UV colour map (T, T, 3) in [0, 1] unlit over a uint8 background: (uint8 image, bool mask)."""
+    import torch
+
+    from facerecon_core.render import render_mesh
+
+    bg = torch.as_tensor(background, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    with torch.no_grad():
+        out = render_mesh(torch.as_tensor(verts_cam, dtype=torch.float32)[None], torch.as_tensor(model.triangles),
+                          camera.render_camera(), uv=torch.as_tensor(model.uv),
+                          texture=torch.as_tensor(texture, dtype=torch.float32).permute(2, 0, 1)[None],
+                          background=bg, backend="cpu")
+    image = (out.image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
+    return image, out.mask[0, 0].numpy() > 0.5

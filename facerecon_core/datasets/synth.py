@@ -12,9 +12,12 @@ import numpy as np
 from facerecon_core import paths
 from facerecon_core.datasets import storage
 from facerecon_core.facemodel import FaceModel
+from facerecon_core.fitting import FitConfig
 
 KINDS = ("asm", "profiled", "texture")
 SHARD_SIZE = 32
+# Fits of real photos for profiled / texture data: per-vertex offsets capture what the linear model misses.
+DATA_FIT = FitConfig(landmark_steps=250, photometric_steps=60, render_size=128, fit_offsets=True)
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,13 @@ class SynthRequest:
     res: int = 256
     facemodel: Path | None = None
     photos: Path | None = None  # real photos: backgrounds (asm) or the photos to profile (profiled, texture)
+    fits: Path | None = None  # photo-fit cache folder (profiled, texture)
 
     def photo_root(self) -> Path:
         return self.photos or paths.shared_dir() / "faces"
+
+    def fit_cache(self) -> Path:
+        return self.fits or Path("data/fits")
 
 
 def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dict:
@@ -40,6 +47,10 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
     if request.count < 1 or request.res < 32:
         raise storage.DatasetError("--count must be ≥ 1 and --res ≥ 32")
     model = FaceModel.load(request.facemodel)
+    if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
+        from facerecon_core.io.photo import find_photos
+
+        usable_fits(request, model, find_photos(request.photo_root()), progress=progress)
     generator_name = _generator_version(request.kind)
     spec = storage.DatasetSpec(kind=request.kind, count=request.count, seed=request.seed, res=request.res,
                                shard_size=SHARD_SIZE, facemodel_hash=model.content_hash, generator=generator_name)
@@ -53,18 +64,34 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
     model = FaceModel.load(request.facemodel)
 
+    photos = find_photos(request.photo_root())
     if request.kind == "asm":
         from facerecon_core.datasets.asm import AsmGenerator
         from facerecon_core.datasets.scene import BackgroundBank
 
-        bank = BackgroundBank(find_photos(request.photo_root()), seed=request.seed)
-        return AsmGenerator(model, bank, seed=request.seed, res=request.res)
-    raise storage.DatasetError(f"kind {request.kind!r} is not available yet")
+        return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res)
+    fits = usable_fits(request, model, photos, progress=False)
+    if request.kind == "profiled":
+        from facerecon_core.datasets.profiled import ProfiledGenerator
+
+        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res)
+    from facerecon_core.datasets.texture import TextureGenerator
+
+    return TextureGenerator(model, fits, seed=request.seed, res=request.res)
+
+
+def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], progress: bool) -> list:
+    """Fits (with per-vertex offsets) of the photos, from the fit cache; bad fits are left out."""
+    from facerecon_core.fitting.photos import fit_photos
+
+    fits, _ = fit_photos(photos, model, DATA_FIT, cache=request.fit_cache(), progress=progress)
+    usable = [fit for fit in fits if fit.usable()]
+    if not usable:
+        raise storage.DatasetError(f"{request.photo_root()}: no photo could be fitted well enough")
+    return usable
 
 
 def _generator_version(kind: str) -> str:
-    if kind == "asm":
-        from facerecon_core.datasets.asm import GENERATOR
+    from facerecon_core.datasets import asm, profiled, texture
 
-        return GENERATOR
-    return kind
+    return {"asm": asm.GENERATOR, "profiled": profiled.GENERATOR, "texture": texture.GENERATOR}[kind]

@@ -35,3 +35,11 @@ def uniform_laplacian(vertices: np.ndarray, laplacian: sp.csr_matrix) -> np.ndar
     flat = np.moveaxis(vertices, -2, 0).reshape(vertices.shape[-2], -1)
     out = (laplacian @ flat).reshape(np.moveaxis(vertices, -2, 0).shape)
     return np.moveaxis(out, 0, -2)
+
+
+def boundary_vertices(triangles: np.ndarray) -> np.ndarray:
+    """Sorted ids of the vertices on the mesh's open boundary (edges used by one triangle only)."""
+    t = np.asarray(triangles, np.int64)
+    edges = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    return np.unique(unique[counts == 1])

@@ -41,7 +41,7 @@ class FitConfig:
     albedo_prior: float = 1.0
     sh_prior: float = 1.0  # on the non-ambient SH coefficients
     fit_offsets: bool = False
-    offset_laplacian: float = 50.0  # mean squared Laplacian of the offsets, mm²
+    offset_laplacian: float = 1e4  # on the mean squared Laplacian of the offsets (mm²): only smooth offsets
     offset_l2: float = 0.05  # mean squared offset, mm²
     lr: float = 0.02  # Adam step for coefficients, angles (rad) and SH
     lr_translation: float = 2.0  # Adam step for the translation, mm

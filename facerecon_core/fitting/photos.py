@@ -39,6 +39,10 @@ class PhotoFit:
     landmarks: np.ndarray  # (68, 2) fitted landmarks in crop pixels
     landmark_error: float  # mean pixel error of the fit in the crop
 
+    def usable(self, max_error: float = 0.02) -> bool:
+        """Whether the fit is good enough to build data on: mean landmark error ≤ ``max_error`` × crop size."""
+        return self.landmark_error <= max_error * self.image.shape[0]
+
     @property
     def crop(self) -> Crop:
         left, top, side = self.crop_box

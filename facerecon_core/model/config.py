@@ -35,7 +35,7 @@ class GeometryConfig:
 
     asm_size: int = 256  # ASM resolution; the decoder has log2(asm_size) upsampling layers
     decoder_widths: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 256, 128, 64])
-    id_scale_mm: float = 120.0  # A_id = id_scale_mm · tanh(·)   (identity spans ±99 mm in y)
+    id_scale_mm: float = 50.0  # A_id = mean-shape map + id_scale_mm · tanh(·) (BFM identities depart ≤ 13 mm)
     exp_scale_mm: float = 40.0  # A_exp = exp_scale_mm · tanh(·) (expression offsets reach 34 mm)
     psn_hidden: int = 512
 

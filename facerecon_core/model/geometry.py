@@ -46,10 +46,13 @@ def decode_pose(p_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class AttributeDecoder(nn.Module):
     """Pix2pix-style decoder from the 1×1×C latent: log2(size) layers, each bilinear ×2 upsampling
     followed by Conv3×3(stride 1, pad 1); all but the last are Conv-BatchNorm-ReLU, the last is
-    Conv → tanh, times ``scale_mm``: output [B, 3, size, size] in millimetres (x, y, z in R, G, B).
+    Conv → tanh, times ``scale_mm``, plus an optional fixed ``base`` map [3, size, size]: output
+    [B, 3, size, size] in millimetres (x, y, z in R, G, B). D_id uses the mean-shape map as base (the
+    tanh then only carries the identity's departure from the mean face), D_exp none.
     """
 
-    def __init__(self, latent_dim: int, size: int, widths: list[int], scale_mm: float) -> None:
+    def __init__(self, latent_dim: int, size: int, widths: list[int], scale_mm: float,
+                 base: torch.Tensor | None = None) -> None:
         super().__init__()
         n_layers = int(round(math.log2(size)))
         if 2**n_layers != size:
@@ -68,9 +71,10 @@ class AttributeDecoder(nn.Module):
         self.layers = nn.Sequential(*blocks)
         self.scale_mm = float(scale_mm)
         self.latent_dim = latent_dim
+        self.register_buffer("base", torch.zeros(3, size, size) if base is None else base.clone(), persistent=False)
 
     def forward(self, f_l: torch.Tensor) -> torch.Tensor:
-        return self.scale_mm * self.layers(f_l.reshape(-1, self.latent_dim, 1, 1))
+        return self.base + self.scale_mm * self.layers(f_l.reshape(-1, self.latent_dim, 1, 1))
 
 
 class ParametricSubnet(nn.Module):

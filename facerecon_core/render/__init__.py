@@ -2,7 +2,9 @@
 
 Backends: ``cpu`` (numba kernels of our own, see :mod:`.kernels`), ``cuda``
 (nvdiffrast) and a brute-force pure-torch reference (:mod:`.reference`, tests only).
-Torch is imported lazily, so ``import facerecon_core.render.kernels`` works without it.
+Torch is imported lazily, so ``import facerecon_core.render.kernels`` works without it; the
+torch-free inference path is :mod:`.numpy_render` (``render_mesh_numpy``) with the torch-free
+:class:`.camera.PerspectiveCamera`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ _LAZY = {
     "euler_to_matrix": ".camera",
     "render_mesh": ".renderer",
     "RenderOutput": ".renderer",
+    "render_mesh_numpy": ".numpy_render",
 }
 
 __all__ = sorted(_LAZY)
@@ -28,6 +31,7 @@ __all__ = sorted(_LAZY)
 if TYPE_CHECKING:
     from .camera import PerspectiveCamera, euler_to_matrix
     from .ops import interpolate, rasterize
+    from .numpy_render import render_mesh_numpy
     from .renderer import RenderOutput, render_mesh
     from .shading import sample_texture, sh_basis, sh_shading, vertex_normals
 

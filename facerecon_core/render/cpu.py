@@ -60,3 +60,24 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int])
 def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
     """Interpolate ``attr`` [1 or B, V, C] over ``rast`` on the CPU."""
     return _Interpolate.apply(attr, rast, tri)
+
+
+class _VertexNormals(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, verts: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+        tri_np = _np(tri).astype(np.int32, copy=False)
+        ctx.save_for_backward(verts)
+        ctx.tri = tri_np
+        return torch.from_numpy(kernels.vertex_normals_numpy(_np(verts), tri_np))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        (verts,) = ctx.saved_tensors
+        grad = kernels.vertex_normals_backward_numpy(_np(verts), ctx.tri, _np(grad_out))
+        return torch.from_numpy(grad), None
+
+
+def vertex_normals(verts: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """Unit vertex normals of CPU ``verts`` [B, V, 3] with the numba kernels (analytic backward)."""
+    return _VertexNormals.apply(verts, tri)

@@ -32,6 +32,8 @@ __all__ = [
     "interpolate_numpy",
     "rasterize_backward_numpy",
     "interpolate_backward_numpy",
+    "vertex_normals_numpy",
+    "vertex_normals_backward_numpy",
 ]
 
 
@@ -370,3 +372,116 @@ def interpolate_backward_numpy(
             ga = ga.sum(axis=0)  # attr was broadcast over the batch
         ga = ga.reshape(attr.shape)
     return ga, (grad_rast if want_rast else None)
+
+
+# ------------------------------------------------------------------------------ vertex normals
+@numba.njit(cache=True)
+def _accumulate_normals(verts, tri, acc):
+    """``acc`` [V, 3] += the (2 x area)-weighted face normals of ``verts`` [V, 3] at their corners."""
+    for t in range(tri.shape[0]):
+        i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+        ax = np.float64(verts[i1, 0]) - verts[i0, 0]
+        ay = np.float64(verts[i1, 1]) - verts[i0, 1]
+        az = np.float64(verts[i1, 2]) - verts[i0, 2]
+        bx = np.float64(verts[i2, 0]) - verts[i0, 0]
+        by = np.float64(verts[i2, 1]) - verts[i0, 1]
+        bz = np.float64(verts[i2, 2]) - verts[i0, 2]
+        cx = ay * bz - az * by
+        cy = az * bx - ax * bz
+        cz = ax * by - ay * bx
+        for i in (i0, i1, i2):
+            acc[i, 0] += cx
+            acc[i, 1] += cy
+            acc[i, 2] += cz
+
+
+@numba.njit(cache=True, parallel=True)
+def _vertex_normals_kernel(verts, tri, eps, out):
+    n_batch, n_vert = verts.shape[0], verts.shape[1]
+    for b in numba.prange(n_batch):
+        acc = np.zeros((n_vert, 3))
+        _accumulate_normals(verts[b], tri, acc)
+        for i in range(n_vert):
+            norm = max(np.sqrt(acc[i, 0] ** 2 + acc[i, 1] ** 2 + acc[i, 2] ** 2), eps)
+            for k in range(3):
+                out[b, i, k] = acc[i, k] / norm
+
+
+@numba.njit(cache=True, parallel=True)
+def _vertex_normals_backward_kernel(verts, tri, grad_out, eps, grad_verts):
+    n_batch, n_vert = verts.shape[0], verts.shape[1]
+    for b in numba.prange(n_batch):
+        acc = np.zeros((n_vert, 3))
+        _accumulate_normals(verts[b], tri, acc)
+        # Through the normalisation n = N / max(|N|, eps): gN = (g - n (n.g)) / |N| above eps.
+        g_acc = np.empty((n_vert, 3))
+        for i in range(n_vert):
+            gx, gy, gz = np.float64(grad_out[b, i, 0]), np.float64(grad_out[b, i, 1]), np.float64(grad_out[b, i, 2])
+            length = np.sqrt(acc[i, 0] ** 2 + acc[i, 1] ** 2 + acc[i, 2] ** 2)
+            if length > eps:
+                nx, ny, nz = acc[i, 0] / length, acc[i, 1] / length, acc[i, 2] / length
+                dot = nx * gx + ny * gy + nz * gz
+                g_acc[i, 0] = (gx - nx * dot) / length
+                g_acc[i, 1] = (gy - ny * dot) / length
+                g_acc[i, 2] = (gz - nz * dot) / length
+            else:
+                g_acc[i, 0], g_acc[i, 1], g_acc[i, 2] = gx / eps, gy / eps, gz / eps
+        v = verts[b]
+        gv = grad_verts[b]
+        for t in range(tri.shape[0]):
+            i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+            # c = a x b with a = v1 - v0, b = v2 - v0; dL/da = b x g, dL/db = g x a.
+            g0 = g_acc[i0, 0] + g_acc[i1, 0] + g_acc[i2, 0]
+            g1 = g_acc[i0, 1] + g_acc[i1, 1] + g_acc[i2, 1]
+            g2 = g_acc[i0, 2] + g_acc[i1, 2] + g_acc[i2, 2]
+            ax = np.float64(v[i1, 0]) - v[i0, 0]
+            ay = np.float64(v[i1, 1]) - v[i0, 1]
+            az = np.float64(v[i1, 2]) - v[i0, 2]
+            bx = np.float64(v[i2, 0]) - v[i0, 0]
+            by = np.float64(v[i2, 1]) - v[i0, 1]
+            bz = np.float64(v[i2, 2]) - v[i0, 2]
+            dax = by * g2 - bz * g1
+            day = bz * g0 - bx * g2
+            daz = bx * g1 - by * g0
+            dbx = g1 * az - g2 * ay
+            dby = g2 * ax - g0 * az
+            dbz = g0 * ay - g1 * ax
+            gv[i1, 0] += dax
+            gv[i1, 1] += day
+            gv[i1, 2] += daz
+            gv[i2, 0] += dbx
+            gv[i2, 1] += dby
+            gv[i2, 2] += dbz
+            gv[i0, 0] -= dax + dbx
+            gv[i0, 1] -= day + dby
+            gv[i0, 2] -= daz + dbz
+
+
+def _as_batched_verts(verts: np.ndarray) -> np.ndarray:
+    if verts.ndim != 3 or verts.shape[2] != 3:
+        raise ValueError(f"verts must have shape [B, V, 3], got {verts.shape}")
+    _check_float("verts", verts)
+    return np.ascontiguousarray(verts)
+
+
+def vertex_normals_numpy(verts: np.ndarray, tri: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Area-weighted unit vertex normals [B, V, 3] of ``verts`` [B, V, 3] (``tri`` CCW from outside).
+
+    Accumulates in float64, returns the dtype of ``verts``; vertices of no (or only degenerate)
+    triangles get zero normals, like ``F.normalize(..., eps=eps)``.
+    """
+    verts = _as_batched_verts(verts)
+    _check_tri(tri, verts.shape[1])
+    out = np.empty_like(verts)
+    _vertex_normals_kernel(verts, np.ascontiguousarray(tri), float(eps), out)
+    return out
+
+
+def vertex_normals_backward_numpy(
+    verts: np.ndarray, tri: np.ndarray, grad_out: np.ndarray, eps: float = 1e-12
+) -> np.ndarray:
+    """Gradient w.r.t. ``verts`` [B, V, 3] of :func:`vertex_normals_numpy` given ``grad_out``."""
+    verts = _as_batched_verts(verts)
+    grad = np.zeros(verts.shape, np.float64)
+    _vertex_normals_backward_kernel(verts, np.ascontiguousarray(tri), np.ascontiguousarray(grad_out), float(eps), grad)
+    return grad.astype(verts.dtype, copy=False)

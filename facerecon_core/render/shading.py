@@ -24,8 +24,19 @@ def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def vertex_normals(verts: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals [B, V, 3] of ``verts`` [B, V, 3].
 
-    Triangles are counter-clockwise seen from outside, so normals point outward.
+    Triangles are counter-clockwise seen from outside, so normals point outward. CPU float
+    tensors go through the numba kernels (analytic backward, no double backward); others
+    (CUDA) through plain torch, :func:`vertex_normals_torch`.
     """
+    if verts.device.type == "cpu" and verts.dtype in (torch.float32, torch.float64) and verts.ndim == 3:
+        from . import cpu
+
+        return cpu.vertex_normals(verts, tri)
+    return vertex_normals_torch(verts, tri)
+
+
+def vertex_normals_torch(verts: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """Plain-torch :func:`vertex_normals` (any device, twice differentiable)."""
     idx = tri.long()
     n_batch, n_vert = verts.shape[:2]
     # One row per vertex holding the whole batch: gathers and scatters move long rows.

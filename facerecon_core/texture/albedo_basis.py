@@ -18,7 +18,6 @@ from facerecon_core.fitting.photos import PhotoFit
 from facerecon_core.pose import to_camera
 from facerecon_core.texture.unwrap import fill_occluded, unwrap_photo
 
-MAX_LANDMARK_ERROR = 0.02  # of the crop size: fits worse than this are left out (5 px at 256)
 MIN_VISIBLE = 0.3  # least fraction of face-region texels a photo must show
 
 
@@ -47,7 +46,7 @@ def photo_albedo_maps(fits: list[PhotoFit], model: FaceModel, size: int) -> tupl
     face = model.face_mask(size)
     maps, skipped = [], []
     for fit in fits:
-        if fit.landmark_error > MAX_LANDMARK_ERROR * fit.image.shape[0]:
+        if not fit.usable():
             skipped.append(f"{fit.source}: landmark error {fit.landmark_error:.1f} px")
             continue
         texture = unwrap_photo(fit.image, to_camera(fit.shape(model), fit.angles, fit.translation), model, fit.sh, size)
