@@ -111,3 +111,31 @@ def test_preview_cli(asm_dataset: Path, tmp_path: Path):
     grid = cv2.imread(str(out))
     assert grid.shape == (3 * 128, 4 * 128, 3)
     assert main(["data", "preview", str(tmp_path), "-o", str(out)]) == 2  # not a dataset folder
+
+
+@pytest.mark.slow
+def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, shared_dir: Path, tmp_path: Path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("image00050.jpg", "image00081.jpg"):
+        (photos / name).symlink_to(shared_dir / "faces" / "prnet_aflw2000" / name)
+    camera = CropCamera(64)
+    for kind in ("profiled", "texture"):
+        request = SynthRequest(kind, 4, seed=0, out=tmp_path / kind, res=64, facemodel=facemodel_path,
+                               photos=photos, fits=tmp_path / "fits")
+        synth(request, progress=False)
+        data = storage.ShardedDataset(request.out)
+        assert len(data) == 4
+        for i in range(4):
+            s = data[i]
+            shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
+            projected = camera.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
+            assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+            assert np.abs(np.degrees(s["angles"][1])) <= 75.0 + 1e-3
+            if kind == "texture":
+                assert s["uv_albedo"].shape == s["uv_texture"].shape == (64, 64, 3)
+                assert 0.2 < s["uv_visibility"].mean() < 0.9
+                assert np.all(s["uv_texture"][~s["uv_visibility"]] == 0)
+    first = storage.ShardedDataset(tmp_path / "texture")[0]  # the photo as taken: its own crop
+    assert first["image"].shape == (64, 64, 3)
+    assert len(list((tmp_path / "fits").glob("*.npz"))) == 2  # fits cached once, shared by both kinds

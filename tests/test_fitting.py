@@ -61,3 +61,34 @@ def test_fitter_rejects_malformed_input(facemodel: FaceModel):
         fitter.fit(np.zeros((1, 64, 32, 3), np.uint8), np.zeros((1, 68, 2)))
     with pytest.raises(ValueError, match="landmarks of shape"):
         fitter.fit(np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 5, 2)))
+
+
+def test_photo_without_a_face_is_named(tmp_path, facemodel: FaceModel):
+    import cv2
+
+    from facerecon_core.detect import NoFaceError
+    from facerecon_core.fitting.photos import fit_photos, prepare_photo
+
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    with pytest.raises(NoFaceError, match=r"noise\.png: no face found"):
+        prepare_photo(noise)
+    fits, failures = fit_photos([noise], facemodel, FitConfig(landmark_steps=5, photometric_steps=0), progress=False)
+    assert fits == [] and "no face found" in failures[str(noise)]
+
+
+def test_real_photo_fit_is_cached(tmp_path, facemodel: FaceModel, shared_dir):
+    from facerecon_core.fitting.photos import PhotoFit, fit_photos
+
+    photo = shared_dir / "faces" / "prnet_aflw2000" / "image00050.jpg"
+    config = FitConfig(landmark_steps=150, photometric_steps=5, render_size=64)
+    fits, failures = fit_photos([photo], facemodel, config, cache=tmp_path, progress=False)
+    assert not failures and len(fits) == 1
+    fit = fits[0]
+    assert fit.image.shape == (256, 256, 3) and fit.usable()
+    assert fit.landmark_error < 5.0  # crop pixels; the report lists it per photo
+    cached = list(tmp_path.glob("*.npz"))
+    assert len(cached) == 1
+    again = PhotoFit.load(cached[0])
+    np.testing.assert_array_equal(again.id_coeff, fit.id_coeff)
+    assert fit_photos([photo], facemodel, config, cache=tmp_path, progress=False)[0][0].landmark_error == fit.landmark_error

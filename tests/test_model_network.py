@@ -143,5 +143,8 @@ def test_onnx_export_of_the_inference_path(cpu_config, facemodel, tmp_path):
     got = sess.run(None, {"image": image.numpy(), "landmarks_2d": lms.numpy()})
     with torch.no_grad():
         want = net.export_forward(image, lms)
+    assert not net.training
     for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w.numpy(), rtol=1e-3, atol=1e-3)
+        assert g.shape == tuple(w.shape)
+        if g.size:  # p_t is empty while the face model has no albedo basis
+            np.testing.assert_allclose(g, w.numpy(), rtol=1e-3, atol=1e-2)

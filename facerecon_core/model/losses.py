@@ -265,7 +265,7 @@ def geometry_step(net: DualStreamNet, loss: GeometryLoss, batch: dict, optimizer
     terms = loss(out, batch, net.asm_to_vertices(out.I_g))
     terms["total"].backward()
     optimizer.step()
-    return {k: float(v) for k, v in terms.items()}
+    return {k: float(v.detach()) for k, v in terms.items()}
 
 
 def texture_step(net: DualStreamNet, discriminator: nn.Module, loss: TextureLoss, batch: dict,
@@ -282,7 +282,7 @@ def texture_step(net: DualStreamNet, discriminator: nn.Module, loss: TextureLoss
     d_loss = loss.discriminator(i_a, batch, discriminator)
     d_loss.backward()
     opt_d.step()
-    return {**{k: float(v) for k, v in terms.items()}, "d": float(d_loss)}
+    return {**{k: float(v.detach()) for k, v in terms.items()}, "d": float(d_loss.detach())}
 
 
 def fusion_step(net: DualStreamNet, loss: FusionLoss, batch: dict, optimizer: torch.optim.Optimizer) -> dict:
@@ -292,4 +292,4 @@ def fusion_step(net: DualStreamNet, loss: FusionLoss, batch: dict, optimizer: to
     terms = loss(out, batch)
     terms["total"].backward()
     optimizer.step()
-    return {k: float(v) for k, v in terms.items()}
+    return {k: float(v.detach()) for k, v in terms.items()}

@@ -172,6 +172,7 @@ class ExportWrapper(nn.Module):
     def __init__(self, net: DualStreamNet) -> None:
         super().__init__()
         self.net = net
+        self.train(net.training)  # the exporter restores this mode on every submodule afterwards
 
     def forward(self, image: torch.Tensor, landmarks_2d: torch.Tensor):
         return self.net.export_forward(image, landmarks_2d)

@@ -1,0 +1,62 @@
+"""Shared pieces of the writers: multi-file atomic writes, units, normals, texture handling."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from facerecon_core.io.atomic import atomic_path
+from facerecon_core.reconstruction import FaceReconstruction
+
+MM_TO_M = 1e-3
+"""Mesh files (OBJ, glTF, PLY) are written in metres, the unit of glTF and Blender's default."""
+
+
+@contextlib.contextmanager
+def atomic_files(*targets: str | os.PathLike) -> Iterator[list[Path]]:
+    """Temporary paths beside ``targets``; all are renamed into place only if the block succeeds.
+
+    On an exception every temporary file is removed and no target is touched.
+    """
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(t)) for t in targets]
+
+
+def vertex_normals(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Unit area-weighted vertex normals (V, 3) float32 (numba, torch-free)."""
+    from facerecon_core.render.numpy_render import vertex_normals as normals
+
+    return normals(np.asarray(verts, np.float32), triangles).astype(np.float32)
+
+
+def resize_texture(texture: np.ndarray, size: int | None) -> np.ndarray:
+    """The (T, T, 3) uint8 texture at ``size`` × ``size`` (unchanged when None or equal)."""
+    if size is None or texture.shape[:2] == (size, size):
+        return texture
+    import cv2
+
+    shrink = size < texture.shape[0]
+    return cv2.resize(texture, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an H×W×3 uint8 RGB image."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("cannot encode the texture as PNG")
+    return buf.tobytes()
+
+
+def vertex_colors(rec: FaceReconstruction, texture: np.ndarray | None = None) -> np.ndarray:
+    """Per-vertex colours (V, 3) uint8 sampled bilinearly from the albedo texture at the UVs."""
+    from facerecon_core.render.numpy_render import sample_texture
+
+    tex = rec.albedo if texture is None else texture
+    colors = sample_texture(tex, rec.uvs)
+    return np.clip(colors * 255.0 + 0.5, 0, 255).astype(np.uint8)
