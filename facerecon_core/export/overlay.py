@@ -19,50 +19,71 @@ LANDMARK_RGB = (64, 255, 128)
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 
 
-def render_face(rec: FaceReconstruction, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The shaded face (albedo texture × SH light) at photo resolution: (H, W, 3) float32, mask (H, W).
-
-    Renders only the crop box's window of the photo with the crop camera re-expressed in photo
-    pixels, so rendered pixels coincide with photo pixels (no warping).
-    """
-    from facerecon_core.render.numpy_render import render_mesh_numpy
-
-    image = np.zeros((height, width, 3), np.float32)
-    mask = np.zeros((height, width), bool)
+def face_window(rec: FaceReconstruction, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """The crop box rounded outward and clipped to the photo: (x0, y0, x1, y1), None if empty."""
     left, top, side = (float(x) for x in rec.crop_box)
     x0, y0 = max(int(np.floor(left)), 0), max(int(np.floor(top)), 0)
     x1, y1 = min(int(np.ceil(left + side)), width), min(int(np.ceil(top + side)), height)
-    if x1 <= x0 or y1 <= y0:
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def render_face(rec: FaceReconstruction, height: int, width: int,
+                window: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The shaded face (albedo texture × SH light) in photo pixels: image (h, w, 3) float32, mask (h, w).
+
+    Covers photo pixels [x0, x1) × [y0, y1) of ``window`` (default: the whole H×W photo). Only
+    the crop box is rendered, with the crop camera re-expressed in photo pixels, so rendered
+    pixels coincide with photo pixels (no warping).
+    """
+    from facerecon_core.render.numpy_render import render_mesh_numpy
+
+    x0, y0, x1, y1 = (0, 0, width, height) if window is None else window
+    image = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    box = face_window(rec, height, width)
+    if box is None:
         return image, mask
-    camera = rec.photo_camera((x0, y0, x1, y1))
+    bx0, by0 = max(box[0], x0), max(box[1], y0)
+    bx1, by1 = min(box[2], x1), min(box[3], y1)
+    if bx1 <= bx0 or by1 <= by0:
+        return image, mask
+    camera = rec.photo_camera((bx0, by0, bx1, by1))
     rendered, covered = render_mesh_numpy(rec.camera_vertices(), rec.triangles, camera, uv=rec.uvs,
                                           texture=rec.albedo, sh=rec.sh)
-    image[y0:y1, x0:x1] = rendered[0]
-    mask[y0:y1, x0:x1] = covered[0]
+    image[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = rendered[0]
+    mask[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = covered[0]
     return image, mask
 
 
 def overlay_image(rec: FaceReconstruction, photo: np.ndarray, alpha: float = 0.75,
                   landmarks: bool = True) -> np.ndarray:
-    """The overlay as an H×W×3 uint8 RGB image (``photo``: H×W×3 uint8 RGB)."""
+    """The overlay as an H×W×3 uint8 RGB image (``photo``: H×W×3 uint8 RGB).
+
+    The face is blended at opacity ``alpha`` and outlined; the 68 landmarks are drawn as the
+    iBUG contours with dots. Line widths follow the face size.
+    """
     import cv2
 
     photo = np.asarray(photo)
     if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
         raise ValueError(f"photo must be an H×W×3 uint8 RGB image, got {photo.dtype} {photo.shape}")
     height, width = photo.shape[:2]
-    face, mask = render_face(rec, height, width)
-    weight = mask.astype(np.float32) * alpha  # the anti-aliased outline drawn below hides the staircase
-    base = photo.astype(np.float32) / 255.0
-    out = base + weight[..., None] * (np.clip(face, 0.0, 1.0) - base)
-    canvas = np.ascontiguousarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8))
-
+    canvas = photo.copy()
     scale = float(rec.crop_box[2]) / 224.0  # drawing sizes follow the face size
     thickness = max(1, int(round(1.5 * scale)))
-    if mask.any():
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(canvas, contours, -1, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-        cv2.drawContours(canvas, contours, -1, OUTLINE_RGB, thickness, cv2.LINE_AA)
+    window = face_window(rec, height, width)
+    if window is not None:
+        x0, y0, x1, y1 = window
+        face, mask = render_face(rec, height, width, window)
+        base = photo[y0:y1, x0:x1].astype(np.float32) / 255.0
+        weight = mask[..., None].astype(np.float32) * alpha  # the outline drawn below hides the staircase
+        blended = base + weight * (np.clip(face, 0.0, 1.0) - base)
+        canvas[y0:y1, x0:x1] = np.clip(blended * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if mask.any():
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE,
+                                           offset=(x0, y0))
+            cv2.drawContours(canvas, contours, -1, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.drawContours(canvas, contours, -1, OUTLINE_RGB, thickness, cv2.LINE_AA)
     if landmarks and len(rec.landmarks_2d):
         _draw_landmarks(canvas, rec.landmarks_2d, scale)
     return canvas

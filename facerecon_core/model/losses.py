@@ -285,8 +285,24 @@ def texture_step(net: DualStreamNet, discriminator: nn.Module, loss: TextureLoss
     return {**{k: float(v.detach()) for k, v in terms.items()}, "d": float(d_loss.detach())}
 
 
-def fusion_step(net: DualStreamNet, loss: FusionLoss, batch: dict, optimizer: torch.optim.Optimizer) -> dict:
-    """One step of stage 3 (end-to-end, self-supervised through the renderer)."""
+def freeze_batchnorm(net: nn.Module) -> None:
+    """Put every BatchNorm in eval mode (running statistics of stages 1–2; affine weights still train)."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def fusion_step(net: DualStreamNet, loss: FusionLoss, batch: dict, optimizer: torch.optim.Optimizer,
+                freeze_bn: bool = True) -> dict:
+    """One step of stage 3 (end-to-end, self-supervised through the renderer).
+
+    ``freeze_bn``: fine-tune with the BatchNorm statistics of the pretrained streams (batch
+    statistics of the decoders' 1×1 / 2×2 layers over a batch of 8 are degenerate, and make the
+    rendered losses very rough).
+    """
+    net.train()
+    if freeze_bn:
+        freeze_batchnorm(net)
     optimizer.zero_grad(set_to_none=True)
     out = net(batch["image"], batch["landmarks_2d"], render=True)
     terms = loss(out, batch)

@@ -106,8 +106,9 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return np.stack([_sample_one(tex, coords) for tex, coords in zip(texture, uv)])
 
 
-def _sample_one(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    h, w = texture.shape[:2]
+def _sample_one(texture: np.ndarray, uv: np.ndarray, image_of: np.ndarray | None = None) -> np.ndarray:
+    """Sample (Ht, Wt, C) at ``uv`` (..., 2); or (B, Ht, Wt, C) with a batch index per point."""
+    h, w = texture.shape[-3:-1]
     dtype = np.result_type(texture.dtype, np.float32)
     x = np.clip(uv[..., 0].astype(np.float64) * w - 0.5, 0.0, w - 1)
     y = np.clip((1.0 - uv[..., 1].astype(np.float64)) * h - 0.5, 0.0, h - 1)
@@ -117,8 +118,18 @@ def _sample_one(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     y1 = np.minimum(y0 + 1, h - 1)
     fx = (x - x0).astype(dtype)[..., None]
     fy = (y - y0).astype(dtype)[..., None]
-    top = texture[y0, x0] * (1 - fx) + texture[y0, x1] * fx
-    bottom = texture[y1, x0] * (1 - fx) + texture[y1, x1] * fx
+    if image_of is None:
+        tex = texture if texture.ndim == 3 else texture[0]
+
+        def at(yy, xx):
+            return tex[yy, xx]
+    else:
+
+        def at(yy, xx):
+            return texture[image_of, yy, xx]
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
     return (top * (1 - fy) + bottom * fy).astype(dtype, copy=False)
 
 
@@ -157,33 +168,51 @@ def render_mesh_numpy(
     tri = np.ascontiguousarray(tri, np.int32)
 
     rast = rasterize_numpy(np.ascontiguousarray(camera.to_clip(verts), np.float32), tri, camera.resolution)
-    mask = rast[..., 3] > 0  # bottom-up, like rast
+    n_batch, height, width = rast.shape[:3]
+    rast = rast[:, ::-1]  # bottom-up buffers -> top-down image rows
+    mask = np.ascontiguousarray(rast[..., 3] > 0)
+    # Shade covered pixels only: the background is replaced by the composite anyway.
+    sel = np.flatnonzero(mask)
+    image_of = sel // (height * width)
+    rast_sel = np.ascontiguousarray(rast.reshape(-1, 4)[sel][None, None])  # [1, 1, N, 4]
     if texture is not None:
-        uv_pix = interpolate_numpy(np.asarray(uv, np.float32), rast, tri)
+        uv_pix = interpolate_numpy(np.asarray(uv, np.float32), rast_sel, tri)[0, 0]
         tex = _as_float_texture(texture).astype(np.float32, copy=False)
         if tex.ndim == 3:
-            tex = np.broadcast_to(tex, (n_batch,) + tex.shape)
-        albedo = sample_texture(tex, uv_pix)
+            color = _sample_one(tex, uv_pix)
+        else:
+            color = _sample_one(tex, uv_pix, image_of if len(tex) > 1 else None)
     elif vertex_colors is not None:
-        albedo = interpolate_numpy(np.asarray(vertex_colors, np.float32), rast, tri)
+        colors = np.asarray(vertex_colors, np.float32)
+        colors = colors[None] if colors.ndim == 2 else colors
+        if len(colors) == 1:
+            color = interpolate_numpy(colors, rast_sel, tri)[0, 0]
+        else:
+            color = np.empty((len(sel), 3), np.float32)
+            for b in range(n_batch):
+                mine = image_of == b
+                color[mine] = interpolate_numpy(colors[b:b + 1], rast_sel[:, :, mine], tri)[0, 0]
     else:
-        albedo = np.ones(rast.shape[:3] + (3,), np.float32)
-    color = albedo
+        color = np.ones((len(sel), 3), np.float32)
     if sh is not None:
-        normals = interpolate_numpy(vertex_normals_numpy(verts, tri), rast, tri)
+        normals = np.empty((len(sel), 3), np.float32)
+        vnormals = vertex_normals_numpy(verts, tri)
+        for b in range(n_batch):
+            mine = image_of == b
+            normals[mine] = interpolate_numpy(vnormals[b:b + 1], rast_sel[:, :, mine], tri)[0, 0]
         length = np.sqrt(np.sum(normals * normals, axis=-1, keepdims=True))
         normals = normals / np.maximum(length, 1e-12)
         sh = np.asarray(sh, np.float32)
+        basis = sh_basis(normals)
         if sh.ndim == 2:
-            sh = np.broadcast_to(sh, (n_batch, 3, 9))
-        color = albedo * sh_shading(normals, sh)
-    color = color[:, ::-1]  # bottom-up buffers -> top-down image
-    mask = mask[:, ::-1]
-    m = mask[..., None].astype(np.float32)
+            light = basis @ sh.T
+        else:
+            light = np.einsum("nk,nck->nc", basis, sh[image_of])
+        color = color * light
     if background is None:
-        image = color * m
+        image = np.zeros((n_batch, height, width, 3), np.float32)
     else:
         bg = _as_float_texture(background).astype(np.float32, copy=False)
-        bg = np.broadcast_to(bg, color.shape) if bg.ndim == 3 else bg
-        image = bg + m * (color - bg)
+        image = np.array(np.broadcast_to(bg, (n_batch, height, width, 3)), np.float32)
+    image.reshape(-1, 3)[sel] = color
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask)
