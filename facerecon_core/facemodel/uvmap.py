@@ -94,7 +94,7 @@ class BilinearTaps:
 
     index: np.ndarray  # (V, 4) int64
     weight: np.ndarray  # (V, 4) float32
-    inv_norm: np.ndarray  # (H*W,) float32: 1 / Σ weight² of the taps on each texel (0 if none)
+    inv_norm: np.ndarray  # (H*W,) float32: 1 / max(Σ weight² of the taps on each texel, ¼) (0 if none)
 
     @classmethod
     def of(cls, uv: np.ndarray, size: tuple[int, int]) -> BilinearTaps:
@@ -108,7 +108,8 @@ class BilinearTaps:
         index = np.stack([y0 * w + x0, y0 * w + x0 + 1, (y0 + 1) * w + x0, (y0 + 1) * w + x0 + 1], axis=1)
         weight = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], axis=1)
         norm = np.bincount(index.ravel(), (weight**2).ravel(), minlength=h * w)
-        inv_norm = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 1e-8)
+        # a texel only grazed by a tap (tiny Σw²) would take huge corrections: floor the norm
+        inv_norm = np.where(norm > 1e-8, 1.0 / np.maximum(norm, 0.25), 0.0)
         return cls(index, weight.astype(np.float32), inv_norm.astype(np.float32))
 
     def sample(self, flat_map: np.ndarray) -> np.ndarray:
