@@ -32,3 +32,13 @@ def facemodel(facemodel_path: Path):
     from facerecon_core.facemodel import FaceModel
 
     return FaceModel.load(facemodel_path)
+
+
+@pytest.fixture(scope="session")
+def asm_dataset(facemodel_path: Path, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 ``asm`` samples at 128² (seed 7)."""
+    from facerecon_core.datasets.synth import SynthRequest, synth
+
+    out = tmp_path_factory.mktemp("asm")
+    synth(SynthRequest("asm", 40, seed=7, out=out, res=128, facemodel=facemodel_path), progress=False)
+    return out

@@ -16,13 +16,6 @@ from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
 
 
-@pytest.fixture(scope="module")
-def asm_dataset(facemodel_path: Path, shared_dir: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("asm")
-    synth(SynthRequest("asm", 40, seed=7, out=out, res=128, facemodel=facemodel_path), progress=False)
-    return out
-
-
 def test_asm_labels_reproduce_the_landmarks(asm_dataset: Path, facemodel: FaceModel):
     data = storage.ShardedDataset(asm_dataset)
     assert len(data) == 40 and data.complete

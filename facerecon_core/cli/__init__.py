@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from facerecon_core import __version__
-from facerecon_core.cli import assets, data
+from facerecon_core.cli import assets, data, export, train
 
-COMMANDS = (assets, data)
+COMMANDS = (assets, data, train, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from facerecon_core.datasets.storage import DatasetError
+    from facerecon_core.model.config import ConfigError
+    from facerecon_core.train.checkpoint import CheckpointError
     from facerecon_core.detect import NoFaceError
     from facerecon_core.facemodel import FaceModelError, SourceError
     from facerecon_core.io.photo import PhotoError
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (SourceError, FaceModelError, DatasetError, PhotoError, NoFaceError, FileNotFoundError) as exc:
+    except (SourceError, FaceModelError, DatasetError, PhotoError, NoFaceError, ConfigError, CheckpointError,
+            FileNotFoundError) as exc:
         print(f"facerecon {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""Training the dual-stream network: stages, data order, checkpoints, torchrun support."""

@@ -1,0 +1,220 @@
+"""``facerecon train``: one stage of the paper's schedule, resumable, single process or torchrun.
+
+Per step: a global batch (``train.batch_size``) in a fixed order drawn from (seed, epoch), split
+over the processes. Logs go to ``RUN_DIR/log.csv`` and TensorBoard (``RUN_DIR/tb``); after every
+epoch the held-out samples (every ``val_every``-th) are evaluated, a sample image is written to
+``RUN_DIR/samples/`` and ``best.pt`` is kept by the validation total. ``last.pt`` is written every
+``checkpoint_every`` steps and when a step or time limit stops the run, so ``--resume`` after a
+kill continues with the same data order.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from facerecon_core.datasets.torch_data import Augment, FaceDataset
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.io import save_image
+from facerecon_core.model.config import Config
+from facerecon_core.model.network import DualStreamNet
+from facerecon_core.train.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
+from facerecon_core.train.data import EpochOrder, adapt_batch, collate, split_indices
+from facerecon_core.train.distributed import average_metrics, broadcast_module, init_distributed
+from facerecon_core.train.stages import REQUIRED_KEYS, make_stage
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    stage: str
+    config: Path
+    data: list[Path]
+    out: Path
+    resume: bool = False
+    init: Path | None = None
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    epochs: int = 1000
+    seed: int = 0
+    val_every: int = 20  # every n-th sample is held out for validation (0: none)
+    val_batches: int = 4
+    checkpoint_every: int = 200
+    workers: int = 2
+    device: str = "auto"
+    freeze_bn: bool | None = None  # default: frozen for fusion only
+    facemodel: Path | None = None
+    progress: bool = True
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float = float("inf")
+    history: list[dict] = field(default_factory=list)
+
+
+def train(args: TrainArgs) -> Progress:
+    dist = init_distributed(args.device)
+    config = Config.load(args.config)
+    facemodel = FaceModel.load(args.facemodel)
+    torch.manual_seed(args.seed)
+    net = DualStreamNet(config, facemodel).to(dist.device)
+    stage = make_stage(args.stage, net, config, facemodel, dist.world, args.freeze_bn)
+    progress = _restore(args, config, facemodel, net, stage, dist.main)
+    broadcast_module(net, dist.world)
+    if stage.discriminator is not None:
+        stage.discriminator.to(dist.device)
+        broadcast_module(stage.discriminator, dist.world)
+
+    dataset = FaceDataset(args.data, augment=Augment(), seed=args.seed)
+    missing = REQUIRED_KEYS[args.stage] - set(dataset.parts[0][0])
+    if missing:
+        raise CheckpointError(f"the {args.stage} stage needs {', '.join(sorted(missing))} in every sample: "
+                              f"train it on {'a texture' if args.stage == 'texture' else 'an asm/profiled'} dataset")
+    train_ids, val_ids = split_indices(len(dataset), args.val_every)
+    order = EpochOrder(train_ids, config.train.batch_size, args.seed, dist.rank, dist.world)
+    validation = FaceDataset(args.data, augment=None)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = _Log(args.out, dist.main)
+    start = time.monotonic()
+    total = args.max_steps or order.batches_per_epoch * args.epochs
+    bar = tqdm(total=total, initial=min(progress.step, total), desc=f"train {args.stage}",
+               disable=not (args.progress and dist.main), unit="step")
+
+    def save(name: str) -> None:
+        if dist.main:
+            save_checkpoint(args.out / name, _state(args, config, facemodel, net, stage, progress))
+
+    def out_of_budget() -> bool:
+        over_time = args.max_minutes is not None and time.monotonic() - start > 60 * args.max_minutes
+        return over_time or (args.max_steps is not None and progress.step >= args.max_steps)
+
+    stopped = False
+    while not stopped and progress.epoch < args.epochs and not out_of_budget():
+        dataset.set_epoch(progress.epoch)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=list(order.batches(progress.epoch, progress.batch_in_epoch)),
+            num_workers=args.workers, collate_fn=collate)
+        for batch in loader:
+            if out_of_budget():  # checked before a step, so a limit at an epoch's end still validates it
+                stopped = True
+                break
+            batch = adapt_batch({k: v.to(dist.device) for k, v in batch.items()}, config.model)
+            metrics = average_metrics(stage.step(batch), dist.world)
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            log.write("train", progress, metrics)
+            bar.update()
+            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k == "total" or len(metrics) < 6})
+            if progress.step % args.checkpoint_every == 0:
+                save("last.pt")
+        if stopped:
+            break
+        progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
+        if dist.main and len(val_ids):
+            metrics = _validate(stage, validation, val_ids, config, args, dist.device)
+            log.write("val", progress, metrics)
+            save_image(args.out / "samples" / f"epoch_{progress.epoch:04d}.png",
+                       stage.visualise(_val_batch(validation, val_ids[:4], config, dist.device)))
+            if metrics["total"] < progress.best_metric:
+                progress.best_metric = metrics["total"]
+                save("best.pt")
+        save("last.pt")
+        dist.barrier()
+    save("last.pt")
+    bar.close()
+    log.close()
+    return progress
+
+
+def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, main: bool) -> Progress:
+    last = args.out / "last.pt"
+    if args.resume and last.is_file():
+        state = load_checkpoint(last)
+        if state["stage"] != args.stage:
+            raise CheckpointError(f"{last} is a {state['stage']} run, not {args.stage}")
+        if state["config"] != dataclasses.asdict(config):
+            raise CheckpointError(f"{last} was trained with a different config than {args.config}")
+        net.load_state_dict(model_state(state["model"]))
+        if stage.discriminator is not None and state["discriminator"] is not None:
+            stage.discriminator.load_state_dict(model_state(state["discriminator"]))
+        for name, optimizer in stage.optimizers().items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        return Progress(state["step"], state["epoch"], state["batch_in_epoch"], state["best_metric"])
+    if args.resume and main:
+        print(f"train: no checkpoint in {args.out} yet; starting from the beginning")
+    if args.init is not None:
+        state = load_checkpoint(args.init)
+        if state["facemodel_hash"] != facemodel.content_hash:
+            raise CheckpointError(f"{args.init} was trained with another face model; rebuild or retrain")
+        net.load_state_dict(model_state(state["model"]))
+    elif (args.out / "last.pt").is_file() and not args.resume:
+        raise CheckpointError(f"{args.out} already holds a run; use --resume to continue it or choose another --out")
+    return Progress()
+
+
+def _state(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, progress: Progress) -> dict:
+    return {
+        "stage": args.stage, "config": dataclasses.asdict(config),
+        "model": net.state_dict(),
+        "discriminator": None if stage.discriminator is None else stage.discriminator.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in stage.optimizers().items()},
+        "step": progress.step, "epoch": progress.epoch, "batch_in_epoch": progress.batch_in_epoch,
+        "best_metric": progress.best_metric, "facemodel_hash": facemodel.content_hash, "seed": args.seed,
+    }
+
+
+def _val_batch(dataset: FaceDataset, ids, config: Config, device) -> dict:
+    return adapt_batch({k: v.to(device) for k, v in collate([dataset[int(i)] for i in ids]).items()}, config.model)
+
+
+def _validate(stage, dataset: FaceDataset, val_ids, config: Config, args: TrainArgs, device) -> dict[str, float]:
+    size = config.train.batch_size
+    sums: dict[str, float] = {}
+    chunks = [val_ids[i:i + size] for i in range(0, len(val_ids), size)][:args.val_batches]
+    for ids in chunks:
+        for k, v in stage.evaluate(_val_batch(dataset, ids, config, device)).items():
+            sums[k] = sums.get(k, 0.0) + v / len(chunks)
+    return sums
+
+
+class _Log:
+    """CSV (``log.csv``, appended on resume) and TensorBoard scalars, rank 0 only."""
+
+    def __init__(self, out: Path, main: bool):
+        self.main = main
+        self.file = self.writer = self.tb = None
+        if main:
+            self.file = open(out / "log.csv", "a", newline="")
+            self.writer = csv.writer(self.file)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def write(self, split: str, progress: Progress, metrics: dict[str, float]) -> None:
+        if not self.main:
+            return
+        for name, value in sorted(metrics.items()):
+            self.writer.writerow([time.strftime("%Y-%m-%dT%H:%M:%S"), split, progress.step, progress.epoch, name,
+                                  f"{value:.6g}"])
+            if self.tb is not None:
+                self.tb.add_scalar(f"{split}/{name}", value, progress.step)
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.main:
+            self.file.close()
+            if self.tb is not None:
+                self.tb.close()

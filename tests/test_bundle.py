@@ -1,0 +1,255 @@
+"""Inference bundle: ``facerecon export`` and the torch-free ``ModelBundle`` loader."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facerecon_core import paths
+from facerecon_core.inference import BundleError, ModelBundle, decode_pose, encode_pose
+from facerecon_core.inference.export import ExportError, build_network, export_bundle, strip_prefixes
+from facerecon_core.model import Config, DualStreamNet
+from facerecon_core.model import decode_pose as torch_decode_pose
+
+CPU_YAML = paths.REPO_ROOT / "training" / "configs" / "cpu.yaml"
+K_ALBEDO = 3
+
+
+@pytest.fixture(scope="module")
+def fm(facemodel):
+    """The test face model with a small random albedo basis (so p_t is not empty) and its own hash."""
+    rng = np.random.default_rng(1)
+    basis = (0.02 * rng.standard_normal((K_ALBEDO,) + facemodel.albedo_mean.shape)).astype(np.float32)
+    return dataclasses.replace(facemodel, albedo_basis=basis, albedo_scale=np.ones(K_ALBEDO, np.float32),
+                               content_hash="test-albedo3-" + facemodel.content_hash)
+
+
+def make_checkpoint(net: DualStreamNet, config: Config, facemodel_hash: str, ddp: bool = True) -> dict:
+    state = net.state_dict()
+    return {"format": "facerecon-checkpoint-1", "stage": "geometry", "config": config.to_dict(),
+            "model": {("module." if ddp else "") + k: v for k, v in state.items()}, "discriminator": None,
+            "optimizers": {}, "step": 123, "epoch": 1, "batch_in_epoch": 7, "best_metric": 0.5,
+            "facemodel_hash": facemodel_hash}
+
+
+@pytest.fixture(scope="module")
+def trained(fm, tmp_path_factory):
+    """A freshly initialised cpu.yaml network (BN statistics perturbed) and its checkpoint file."""
+    torch.manual_seed(0)
+    config = Config.load(CPU_YAML)
+    net = DualStreamNet(config, fm)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.8, 1.2)
+    net.eval()
+    path = tmp_path_factory.mktemp("ckpt") / "step123.pt"
+    torch.save(make_checkpoint(net, config, fm.content_hash, ddp=True), path)
+    return net, config, path
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(trained, fm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "model"
+    report = export_bundle(trained[2], out, fm)
+    assert report.out == out and set(report.files) == {"manifest.json", "geometry.onnx", "texture.onnx",
+                                                        "weights.safetensors"}
+    return out
+
+
+def inputs(batch: int = 2, size: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    crops = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    lms = (size * (0.2 + 0.6 * rng.random((batch, 68, 2)))).astype(np.float32)
+    return crops, lms
+
+
+def nhwc(t: torch.Tensor) -> np.ndarray:
+    return t.permute(0, 2, 3, 1).numpy()
+
+
+# ------------------------------------------------------------------------------------------ export
+def test_bundle_layout_and_manifest(bundle_dir, fm, trained):
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["format"] == "facerecon-bundle-1"
+    assert manifest["onnx"]["opset"] >= 17
+    assert manifest["input"]["size"] == 128 and manifest["input"]["color_order"] == "RGB"
+    assert manifest["asm"]["size"] == 128 and manifest["asm"]["units"] == "mm"
+    assert manifest["texture"]["size"] == 128 and manifest["albedo"]["n_coefficients"] == K_ALBEDO
+    assert manifest["facemodel"]["content_hash"] == fm.content_hash and not manifest["facemodel"]["forced"]
+    assert manifest["training"]["stage"] == "geometry" and manifest["training"]["step"] == 123
+    assert Config.from_dict(manifest["config"]).to_dict() == trained[1].to_dict()
+    assert manifest["config"]["model"]["encoder"]["pretrained"] is True  # the config as trained, unmodified
+    assert max(manifest["verification"]["max_abs_diff"].values()) < 1e-4
+    assert not [p for p in bundle_dir.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_onnx_and_torch_runtimes_match_the_network(bundle_dir, trained, fm):
+    net = trained[0]
+    crops, lms = inputs(batch=3)
+    onnx_out = ModelBundle.load(bundle_dir, facemodel=fm).run(crops, lms)
+    torch_out = ModelBundle.load(bundle_dir, runtime="torch").run(crops, lms)
+    image = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        a_id, a_exp, p_t, p_l, p_h, i_a = net.export_forward(image, torch.from_numpy(lms))
+    angles, translation = torch_decode_pose(p_h)
+    want = {"A_id": nhwc(a_id), "A_exp": nhwc(a_exp), "albedo_coefficients": p_t.numpy(), "sh": p_l.numpy(),
+            "p_h": p_h.numpy(), "angles": angles.numpy(), "translation": translation.numpy(),
+            "albedo_map": nhwc(i_a), "albedo_prior_map": nhwc(net.albedo_map(p_t))}
+    assert want["albedo_coefficients"].shape == (3, K_ALBEDO)
+    for out in (onnx_out, torch_out):
+        for name, value in want.items():
+            got = getattr(out, name)
+            assert got.shape == value.shape and got.dtype == np.float32, name
+            tol = 1e-4 * max(1.0, float(np.abs(value).max())) if name == "translation" else 1e-4  # ~900 mm
+            np.testing.assert_allclose(got, value, rtol=0, atol=tol, err_msg=name)
+    assert np.abs(onnx_out.shape_map - nhwc(a_id + a_exp)).max() < 1e-4
+    # geometry only, and a single crop without a batch axis
+    geo = ModelBundle.load(bundle_dir).run(crops[0], texture=False)
+    assert geo.albedo_map is None and geo.A_id.shape == (1, 128, 128, 3)
+    np.testing.assert_allclose(geo.A_id[0], want["A_id"][0], atol=1e-4)
+
+
+def test_numpy_pose_decoding_mirrors_torch():
+    p_h = torch.randn(5, 6, dtype=torch.float64)
+    angles, translation = torch_decode_pose(p_h)
+    got_a, got_t = decode_pose(p_h.numpy())
+    np.testing.assert_allclose(got_a, angles.numpy(), atol=1e-12)
+    np.testing.assert_allclose(got_t, translation.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(encode_pose(got_a, got_t), p_h.numpy(), atol=1e-9)
+
+
+def test_loader_imports_and_runs_without_torch(bundle_dir):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        import numpy as np
+        from facerecon_core.inference import ModelBundle
+        bundle = ModelBundle.load({str(bundle_dir)!r})
+        rng = np.random.default_rng(0)
+        out = bundle.run(rng.integers(0, 256, (2, 128, 128, 3), dtype=np.uint8),
+                         rng.random((2, 68, 2)).astype(np.float32) * 128)
+        assert out.albedo_map.shape == (2, 128, 128, 3) and out.translation.shape == (2, 3)
+        assert sys.modules["torch"] is None and not [m for m in sys.modules if m.startswith("torch.")]
+        print("ok", bundle.providers)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=paths.REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("ok")
+
+
+# ------------------------------------------------------------------------------------------ errors
+def test_face_model_hash_mismatch_is_refused_unless_forced(trained, fm, tmp_path):
+    net, config, _ = trained
+    ckpt = tmp_path / "other.pt"
+    torch.save(make_checkpoint(net, config, "0" * 64, ddp=False), ckpt)
+    with pytest.raises(ExportError, match="trained on face model 000000000000.*--force"):
+        export_bundle(ckpt, tmp_path / "refused", fm)
+    assert not (tmp_path / "refused").exists()
+    report = export_bundle(ckpt, tmp_path / "forced", fm, force=True, verify=False)
+    manifest = json.loads((report.out / "manifest.json").read_text())
+    assert manifest["facemodel"]["forced"] and manifest["facemodel"]["checkpoint_hash"] == "0" * 64
+    # the loader refuses a face model other than the bundle's
+    with pytest.raises(BundleError, match="trained on face model"):
+        ModelBundle.load(report.out, facemodel="deadbeef" * 8)
+
+
+def test_corrupt_or_missing_bundle_is_a_clear_error(bundle_dir, tmp_path):
+    with pytest.raises(BundleError, match="not found"):
+        ModelBundle.load(tmp_path / "nowhere")
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        ModelBundle.load(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle_dir, copy)
+    data = bytearray((copy / "texture.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "texture.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"texture.onnx: corrupt bundle file \(sha256"):
+        ModelBundle.load(copy)
+    (copy / "geometry.onnx").unlink()
+    with pytest.raises(BundleError, match="geometry.onnx is missing"):
+        ModelBundle.load(copy)
+    (copy / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="corrupt manifest"):
+        ModelBundle.load(copy)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    del manifest["pose"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="lacks 'pose'"):
+        ModelBundle.load(copy)
+
+
+def test_bad_inputs_are_clear_errors(bundle_dir):
+    bundle = ModelBundle.load(bundle_dir)
+    crops, lms = inputs(batch=2)
+    with pytest.raises(BundleError, match=r"crops must be \(B, 128, 128, 3\)"):
+        bundle.run(crops[:, :64], lms)
+    with pytest.raises(BundleError, match=r"landmarks must be \(2, 68, 2\)"):
+        bundle.run(crops, lms[:1])
+    with pytest.raises(BundleError, match="needs the 68 landmarks"):
+        bundle.run(crops)
+
+
+def test_failed_export_leaves_nothing(trained, fm, tmp_path, monkeypatch):
+    import facerecon_core.inference.export as export_mod
+
+    def broken(folder):
+        raise ExportError("simulated failure")
+
+    monkeypatch.setattr(export_mod, "_check_graphs", broken)
+    with pytest.raises(ExportError, match="simulated"):
+        export_bundle(trained[2], tmp_path / "model", fm, verify=False)
+    assert list(tmp_path.iterdir()) == []
+    # an existing folder is never replaced without --overwrite
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ExportError, match="exists"):
+        export_bundle(trained[2], tmp_path / "model", fm)
+
+
+def test_checkpoint_validation(trained, fm, tmp_path):
+    net, config, path = trained
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something-else"}, bad)
+    with pytest.raises(ExportError, match="not a facerecon checkpoint"):
+        export_bundle(bad, tmp_path / "m", fm)
+    with pytest.raises(ExportError, match="checkpoint not found"):
+        export_bundle(tmp_path / "missing.pt", tmp_path / "m", fm)
+    # DDP and plain state dicts give the same network
+    ddp = make_checkpoint(net, config, fm.content_hash, ddp=True)
+    assert set(strip_prefixes(ddp["model"])) == set(net.state_dict())
+    rebuilt, _ = build_network(ddp, fm)
+    for (name, a), b in zip(net.state_dict().items(), rebuilt.state_dict().values()):
+        assert torch.equal(a, b), name
+    wrong = dict(ddp, model={k: v for k, v in list(ddp["model"].items())[1:]})
+    with pytest.raises(ExportError, match="do not fit"):
+        build_network(wrong, fm)
+
+
+def test_cli_reports_errors(trained, tmp_path, capsys):
+    from facerecon_core.cli import export as export_cli
+
+    parser = argparse.ArgumentParser()
+    export_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["export", "--checkpoint", str(trained[2]), "--out", str(tmp_path / "m"),
+                              "--facemodel", str(tmp_path / "no-facemodel.npz")])
+    with pytest.raises(Exception, match="face-model asset not found"):
+        args.run(args)  # FaceModelError: the CLI's main() prints it
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    args = parser.parse_args(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "m")])
+    assert args.run(args) == 2
+    assert "facerecon export: error:" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,93 @@
+"""``facerecon train``: a stage learns, resuming is exact, torchrun matches a single process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from facerecon_core.cli import main
+from facerecon_core.train.checkpoint import load_checkpoint
+from facerecon_core.train.data import EpochOrder, split_indices
+
+CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "cpu.yaml"
+
+
+def _train(out: Path, data: Path, facemodel: Path, *extra: str) -> int:
+    return main(["train", "--stage", "geometry", "--config", str(CONFIG), "--data", str(data), "--out", str(out),
+                 "--facemodel", str(facemodel), "--workers", "0", "--val-every", "10", *extra])
+
+
+def _losses(run: Path, split: str, name: str = "total") -> list[float]:
+    with open(run / "log.csv") as fh:
+        return [float(r[5]) for r in csv.reader(fh) if r[1] == split and r[4] == name]
+
+
+def test_epoch_order_is_deterministic_and_sharded():
+    train_ids, val_ids = split_indices(40, 10)
+    assert list(val_ids) == [0, 10, 20, 30] and len(train_ids) == 36
+    single = EpochOrder(train_ids, 8, seed=3)
+    ranks = [EpochOrder(train_ids, 8, seed=3, rank=r, world=2) for r in range(2)]
+    for b, batch in enumerate(single.batches(epoch=1)):
+        parts = [list(r.batches(epoch=1))[b] for r in ranks]
+        assert parts[0] + parts[1] == batch
+    assert list(single.batches(1, start=2)) == list(single.batches(1))[2:]
+    assert list(single.batches(1)) != list(single.batches(2))
+    with pytest.raises(ValueError, match="does not split"):
+        EpochOrder(train_ids, 8, seed=0, world=3)
+
+
+def test_geometry_stage_learns_and_writes_its_run(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert _train(run, asm_dataset, facemodel_path, "--max-steps", "12") == 0
+    losses = _losses(run, "train")
+    assert len(losses) == 12 and sum(losses[-3:]) < 0.7 * sum(losses[:3])
+    assert {p.name for p in run.iterdir()} >= {"last.pt", "best.pt", "log.csv", "samples", "tb"}
+    assert len(list((run / "samples").glob("epoch_*.png"))) == 3  # 36 training samples: 4 batches an epoch
+    state = load_checkpoint(run / "last.pt")
+    assert state["step"] == 12 and state["stage"] == "geometry"
+    vertex_mm = _losses(run, "val", "vertex_mm")  # validation each epoch, in eval mode
+    assert len(vertex_mm) == 3 and all(0 < v < 100 for v in vertex_mm)
+    assert _train(run, asm_dataset, facemodel_path, "--max-steps", "13") == 2  # exists: --resume needed
+
+
+def test_resume_after_a_stop_gives_the_same_weights(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert _train(straight, asm_dataset, facemodel_path, "--max-steps", "6") == 0
+    assert _train(resumed, asm_dataset, facemodel_path, "--max-steps", "3") == 0
+    assert _train(resumed, asm_dataset, facemodel_path, "--max-steps", "6", "--resume") == 0
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert _losses(straight, "train") == pytest.approx(_losses(resumed, "train"), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
+    common = ["--stage", "geometry", "--config", str(CONFIG), "--data", str(asm_dataset), "--facemodel",
+              str(facemodel_path), "--workers", "0", "--val-every", "10", "--max-steps", "2", "--freeze-bn"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "facerecon_core", "train", "--out", str(tmp_path / "one"), *common],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "facerecon_core", "train", "--out", str(tmp_path / "two"), *common],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr[-3000:]
+    init = subprocess.run([sys.executable, "-m", "facerecon_core", "train", "--out", str(tmp_path / "init"),
+                           *common[:-3], "--max-steps", "0"], env=env, capture_output=True, text=True, timeout=600)
+    assert init.returncode == 0, init.stderr[-2000:]
+    start = load_checkpoint(tmp_path / "init" / "last.pt")["model"]
+    a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
+    assert a["step"] == b["step"] == 2
+    # Adam's first steps are ±lr for every weight whatever the gradient's size, so compare whole updates
+    delta_one = torch.cat([(a["model"][k] - v).flatten() for k, v in start.items() if v.is_floating_point()])
+    delta_two = torch.cat([(b["model"][k] - v).flatten() for k, v in start.items() if v.is_floating_point()])
+    assert float((delta_two - delta_one).norm() / delta_one.norm()) < 0.05
+    assert _losses(tmp_path / "two", "train")[:1] == pytest.approx(_losses(tmp_path / "one", "train")[:1], rel=1e-4)
