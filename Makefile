@@ -34,6 +34,7 @@ test-fast: setup
 bench: setup $(FACEMODEL)
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf out dist .pytest_cache

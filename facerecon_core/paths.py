@@ -31,3 +31,13 @@ def default_facemodel_path() -> Path:
     """
     env = os.environ.get(FACEMODEL_ENV)
     return Path(env).expanduser().resolve() if env else PACKAGE_DIR / "data" / "facemodel.npz"
+
+
+MODEL_ENV = "FACERECON_MODEL"
+
+
+def default_model_dir() -> Path:
+    """The inference model bundle ``facerecon reconstruct`` uses without ``--model``:
+    ``$FACERECON_MODEL``, else ``facerecon_core/data/model/`` (where the shipped bundle goes)."""
+    env = os.environ.get(MODEL_ENV)
+    return Path(env).expanduser().resolve() if env else PACKAGE_DIR / "data" / "model"

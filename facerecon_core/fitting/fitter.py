@@ -10,6 +10,7 @@ Every crop is seen through :class:`facerecon_core.pose.CropCamera`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -83,6 +84,8 @@ class _Params(torch.nn.Module):
         sh[:, :, 0] = 1.0
         self.sh = torch.nn.Parameter(sh)
         self.offsets = torch.nn.Parameter(torch.zeros(b, model.n_vertices, 3)) if fit_offsets else None
+        self.base: torch.Tensor | None = None  # (B, V, 3) start shape replacing the mean (Fitter.refine)
+        self.base_albedo: torch.Tensor | None = None  # (B, V, 3) start albedo replacing the mean
 
 
 class Fitter:
@@ -129,8 +132,45 @@ class Fitter:
             landmarks=cpu(projected), landmark_error=cpu(error), crop_size=size, losses=losses,
         )
 
+    def refine(self, crops: np.ndarray, landmarks: np.ndarray, shape: np.ndarray, angles: np.ndarray,
+               translation: np.ndarray, sh: np.ndarray, albedo: np.ndarray | None = None, progress: bool = False,
+               callback: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+        """The photometric stage only, started from a given face instead of the mean face.
+
+        ``shape`` (B, V, 3) mm (model frame) and ``albedo`` (B, V, 3) (default: the model's mean) take
+        the place of the model's means; ``angles``, ``translation`` (crop camera of the crops' size)
+        and ``sh`` (B, 3, 9) start the pose and light (the light is not re-initialised). The fitted
+        coefficients and offsets are *changes* to the given face (so the priors and the offsets'
+        Laplacian act on the changes). Runs ``config.photometric_steps`` steps; ``callback(step,
+        terms)`` is called after each with the per-term losses (batch means).
+        """
+        crops, landmarks = np.asarray(crops), np.ascontiguousarray(landmarks, np.float64)
+        size = crops.shape[1]
+        params = _Params(self.model, np.asarray(angles, np.float32), np.asarray(translation, np.float32),
+                         self.config.fit_offsets).to(self.device)
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)  # noqa: E731
+        params.base = t(shape)
+        params.base_albedo = None if albedo is None else t(albedo)
+        with torch.no_grad():
+            params.sh.copy_(t(sh))
+        target = t(landmarks)
+        losses = {"photometric": self._run(params, target, size, self._photo_tensor(crops), progress,
+                                           init_light=False, callback=callback)}
+        with torch.no_grad():
+            projected = self._project_landmarks(params, size)
+            error = landmark_error(projected, target)
+        cpu = lambda p: p.detach().cpu().numpy()  # noqa: E731
+        return FitResult(
+            id_coeff=cpu(params.id), exp_coeff=cpu(params.exp), albedo_coeff=cpu(params.albedo),
+            angles=cpu(params.angles), translation=cpu(params.translation), sh=cpu(params.sh),
+            offsets=None if params.offsets is None else cpu(params.offsets),
+            landmarks=cpu(projected), landmark_error=cpu(error), crop_size=size, losses=losses,
+        )
+
     # ------------------------------------------------------------------------ stages
-    def _run(self, params: _Params, target, size: int, image: torch.Tensor | None, progress: bool) -> dict[str, float]:
+    def _run(self, params: _Params, target, size: int, image: torch.Tensor | None, progress: bool,
+             init_light: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None
+             ) -> dict[str, float]:
         cfg = self.config
         photometric = image is not None
         groups = [
@@ -141,19 +181,22 @@ class Fitter:
             groups.append({"params": [params.albedo, params.sh], "lr": cfg.lr})
             if params.offsets is not None:
                 groups.append({"params": [params.offsets], "lr": cfg.lr_offsets})
-            self._init_light(params, image)
+            if init_light:
+                self._init_light(params, image)
         optimiser = torch.optim.Adam(groups)
         steps = cfg.photometric_steps if photometric else cfg.landmark_steps
         bar = tqdm(range(steps), desc="fit " + ("photometric" if photometric else "landmarks"),
                    disable=not progress, leave=False)
         terms: dict[str, torch.Tensor] = {}
-        for _ in bar:
+        for step in bar:
             optimiser.zero_grad(set_to_none=True)
             terms = self._terms(params, target, size, image)
             total = sum(terms.values())
             total.mean().backward()
             optimiser.step()
             bar.set_postfix({k: f"{v.mean().item():.3g}" for k, v in terms.items()})
+            if callback is not None:
+                callback(step, {k: float(v.detach().mean()) for k, v in terms.items()})
         return {k: float(v.detach().mean()) for k, v in terms.items()}
 
     def _terms(self, params: _Params, target, size: int, image) -> dict[str, torch.Tensor]:
@@ -177,7 +220,8 @@ class Fitter:
 
     # ----------------------------------------------------------------------- geometry
     def shape(self, params: _Params) -> torch.Tensor:
-        verts = self.mean + torch.einsum("bk,kvc->bvc", params.id, self.id_basis) \
+        base = self.mean if params.base is None else params.base
+        verts = base + torch.einsum("bk,kvc->bvc", params.id, self.id_basis) \
             + torch.einsum("bk,kvc->bvc", params.exp, self.exp_basis)
         return verts if params.offsets is None else verts + params.offsets
 
@@ -185,7 +229,8 @@ class Fitter:
         return verts @ euler_to_matrix(params.angles).transpose(1, 2) + params.translation[:, None]
 
     def _project_landmarks(self, params: _Params, size: int) -> torch.Tensor:
-        verts = self.lm_mean + torch.einsum("bk,kvc->bvc", params.id, self.lm_id) \
+        base = self.lm_mean if params.base is None else params.base[:, self.lm_index]
+        verts = base + torch.einsum("bk,kvc->bvc", params.id, self.lm_id) \
             + torch.einsum("bk,kvc->bvc", params.exp, self.lm_exp)
         if params.offsets is not None:
             verts = verts + params.offsets[:, self.lm_index]
@@ -195,7 +240,8 @@ class Fitter:
     def _render(self, params: _Params) -> tuple[torch.Tensor, torch.Tensor]:
         camera = CropCamera(self.config.render_size).render_camera()
         verts_cam = self._to_camera(self.shape(params), params)
-        albedo = self.albedo_mean + torch.einsum("bk,kvc->bvc", params.albedo, self.albedo_basis)
+        base = self.albedo_mean if params.base_albedo is None else params.base_albedo
+        albedo = base + torch.einsum("bk,kvc->bvc", params.albedo, self.albedo_basis)
         out = render_mesh(verts_cam, self.triangles, camera, vertex_colors=albedo, sh=params.sh)
         return out.image, out.mask
 

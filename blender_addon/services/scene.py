@@ -1,0 +1,189 @@
+"""Building the Blender scene of a reconstruction: ``bpy`` glue only.
+
+All numbers (vertex positions in metres facing −Y, shape keys, loop UVs, texture pixels, the
+camera) come from :mod:`facerecon_core.export.blender`; this module only writes them into
+``bpy.data`` with ``foreach_set`` (no Python loops over vertices).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+UV_NAME = "UVMap"
+MATERIAL_NAME = "Face Albedo"
+
+
+def _new_mesh(name: str, data: Any) -> bpy.types.Mesh:
+    mesh = bpy.data.meshes.new(name)
+    n_vertices, n_faces = data.n_vertices, data.n_triangles
+    mesh.vertices.add(n_vertices)
+    mesh.vertices.foreach_set("co", data.basis.reshape(-1))
+    mesh.loops.add(3 * n_faces)
+    mesh.loops.foreach_set("vertex_index", data.triangles.reshape(-1))
+    mesh.polygons.add(n_faces)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+    if bpy.app.version < (4, 0, 0):  # loop_total is derived from loop_start since 4.0
+        mesh.polygons.foreach_set("loop_total", np.full(n_faces, 3, np.int32))
+    uv = mesh.uv_layers.new(name=UV_NAME)
+    uv.data.foreach_set("uv", data.loop_uvs.reshape(-1))
+    mesh.update(calc_edges=True)
+    mesh.validate(clean_customdata=False)
+    if hasattr(mesh, "shade_smooth"):
+        mesh.shade_smooth()
+    else:
+        mesh.polygons.foreach_set("use_smooth", np.ones(n_faces, bool))
+    return mesh
+
+
+def _albedo_image(name: str, data: Any) -> bpy.types.Image:
+    size = data.texture_size
+    image = bpy.data.images.new(f"{name}_albedo", size, size, alpha=False)
+    image.pixels.foreach_set(data.texture)
+    image.file_format = "PNG"
+    image.pack()  # packed into the .blend as PNG
+    return image
+
+
+def _material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+    material = bpy.data.materials.new(MATERIAL_NAME)
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True
+    elif material.node_tree is None:  # pragma: no cover - 5.0 always has a tree
+        material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+        output = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
+        links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
+    bsdf.inputs["Roughness"].default_value = 0.6
+    for specular in ("Specular IOR Level", "Specular"):
+        if specular in bsdf.inputs:
+            bsdf.inputs[specular].default_value = 0.3
+            break
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image = image
+    tex.location = (bsdf.location.x - 320, bsdf.location.y)
+    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    material.diffuse_color = (0.8, 0.65, 0.55, 1.0)  # solid-mode colour
+    return material
+
+
+def _shape_keys(obj: bpy.types.Object, data: Any) -> None:
+    obj.shape_key_add(name="Basis", from_mix=False)
+    key = obj.shape_key_add(name="Expression", from_mix=False)
+    key.data.foreach_set("co", data.expression.reshape(-1))
+    key.value = 1.0
+    for name, coords in data.exp_keys.items():
+        key = obj.shape_key_add(name=name, from_mix=False)
+        key.data.foreach_set("co", coords.reshape(-1))
+        key.slider_min, key.slider_max = -3.0, 3.0
+        key.value = 0.0
+    obj.data.shape_keys.use_relative = True
+    obj.active_shape_key_index = 1
+
+
+def _camera(name: str, spec: Any, photo: Path | None, parent: bpy.types.Object, collection) -> bpy.types.Object:
+    from mathutils import Matrix
+
+    cam = bpy.data.cameras.new(f"{name}_camera")
+    cam.sensor_fit = "AUTO"
+    cam.sensor_width = spec.sensor_width_mm
+    cam.lens = spec.lens_mm
+    cam.shift_x, cam.shift_y = spec.shift_x, spec.shift_y
+    cam.clip_start, cam.clip_end = spec.clip_start_m, spec.clip_end_m
+    if photo is not None and photo.is_file():
+        image = bpy.data.images.load(str(photo), check_existing=True)
+        try:
+            image.pack()
+        except RuntimeError:
+            pass
+        background = cam.background_images.new()
+        background.image = image
+        background.alpha = 1.0
+        background.frame_method = "STRETCH"
+        cam.show_background_images = True
+    obj = bpy.data.objects.new(f"{name}_camera", cam)
+    collection.objects.link(obj)
+    obj.parent = parent
+    obj.matrix_parent_inverse = Matrix.Identity(4)
+    obj.matrix_basis = Matrix([list(row) for row in spec.matrix_world])
+    return obj
+
+
+def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int | None = None,
+               shape_keys: bool = True, camera: bool = False, photo_size: tuple[int, int] | None = None,
+               model_version: str = "", scene: bpy.types.Scene | None = None, offset_x: float = 0.0,
+               ) -> tuple[bpy.types.Object, dict[str, float]]:
+    """Create the face object (and optionally its photo camera) in ``scene``; returns (object, timings s)."""
+    from facerecon_core.export import blender as fb
+
+    t0 = time.perf_counter()
+    scene = scene or bpy.context.scene
+    collection = scene.collection
+    try:
+        collection = bpy.context.view_layer.active_layer_collection.collection if scene == bpy.context.scene else collection
+    except AttributeError:
+        pass
+    data = fb.face_mesh_data(rec, exp_basis if shape_keys else None, texture_size)
+    t1 = time.perf_counter()
+    mesh = _new_mesh(name, data)
+    obj = bpy.data.objects.new(name, mesh)
+    collection.objects.link(obj)
+    obj.location.x = offset_x
+    image = _albedo_image(name, data)
+    mesh.materials.append(_material(name, image))
+    if shape_keys:
+        _shape_keys(obj, data)
+    for key, value in fb.scene_properties(rec, model_version).items():
+        obj[key] = value
+    cam_obj = None
+    if camera:
+        if photo_size is None:
+            from PIL import Image
+
+            with Image.open(rec.source) as im:
+                photo_size = im.size
+        spec = fb.photo_camera(rec, photo_size)
+        cam_obj = _camera(name, spec, Path(rec.source) if rec.source else None, obj, collection)
+        obj["facerecon_camera"] = cam_obj.name
+        scene.render.resolution_x, scene.render.resolution_y = spec.resolution
+        scene.render.resolution_percentage = 100
+        if scene.camera is None:
+            scene.camera = cam_obj
+    t2 = time.perf_counter()
+    return obj, {"arrays": t1 - t0, "blender": t2 - t1}
+
+
+def select_only(context: Any, objects: list) -> None:
+    try:
+        for other in context.selected_objects:
+            other.select_set(False)
+        for obj in objects:
+            obj.select_set(True)
+        if objects:
+            context.view_layer.objects.active = objects[0]
+    except (AttributeError, RuntimeError):  # no view layer in some contexts
+        pass
+
+
+def build_result(result: Any, *, texture_size: int | None = None, shape_keys: bool = True, camera: bool = False,
+                 scene: bpy.types.Scene | None = None) -> tuple[list, dict[str, float]]:
+    """Objects of every face of a :class:`services.reconstruct.Result`; faces side by side along X."""
+    from facerecon_core.export.blender import object_name
+
+    objects, timings = [], {"arrays": 0.0, "blender": 0.0}
+    for i, rec in enumerate(result.faces):
+        obj, t = build_face(rec, name=object_name(rec.source, i, len(result.faces)), exp_basis=result.exp_basis,
+                            texture_size=texture_size, shape_keys=shape_keys, camera=camera,
+                            photo_size=result.photo_size, model_version=result.model_version, scene=scene,
+                            offset_x=0.25 * i)
+        objects.append(obj)
+        for k, v in t.items():
+            timings[k] += v
+    return objects, timings

@@ -1,0 +1,16 @@
+"""Photo → 3D face: the reconstruction pipeline, one small module per stage of the data flow.
+
+:mod:`.detect` (load the photo, find faces and 68 landmarks) → :mod:`.crop` (3DDFA_V2 crops, two
+passes) → the network (:class:`facerecon_core.inference.ModelBundle`) → :mod:`.decode` (UV maps →
+identity mesh, expression offsets, landmarks) → :mod:`.texture` (UV albedo texture, push-pull
+filled) → :mod:`.refine` (optional photometric refinement, torch). :mod:`.reconstructor` ties them
+together in :class:`Reconstructor` and :func:`reconstruct`. Torch-free unless the torch runtime or
+refinement is asked for.
+"""
+
+from facerecon_core.pipeline.detect import UnsupportedFormatError
+from facerecon_core.pipeline.reconstructor import (ModelMissingError, ReconstructionCancelled, Reconstructor,
+                                                   RunDetails, default_model_dir, reconstruct)
+
+__all__ = ["ModelMissingError", "ReconstructionCancelled", "Reconstructor", "RunDetails", "UnsupportedFormatError",
+           "default_model_dir", "reconstruct"]

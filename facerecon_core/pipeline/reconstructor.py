@@ -1,0 +1,307 @@
+"""``Reconstructor`` (load once, reconstruct many photos) and ``reconstruct`` (one call).
+
+The data flow, one module per stage: :mod:`.detect` (photo → faces + 68 landmarks) →
+:mod:`.crop` (3DDFA_V2 crop from the landmarks) → network (:class:`ModelBundle`, pass 1 geometry
+only) → re-crop from the predicted landmarks → network (pass 2, with the texture stream) →
+:mod:`.decode` (UV maps → identity mesh, expression offsets, landmarks) → :mod:`.texture` (UV
+albedo texture) → optionally :mod:`.refine` (torch). Without refinement and with the ONNX runtime
+nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facerecon_core import paths
+from facerecon_core.detect import Crop, DetectedFace, FaceDetector, LandmarkDetector
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.inference import BundleError, ModelBundle, NetworkOutput
+from facerecon_core.pipeline import crop as crop_stage
+from facerecon_core.pipeline import texture as texture_stage
+from facerecon_core.pipeline.decode import DecodedFace, Decoder
+from facerecon_core.pipeline.detect import find_faces, load_image
+from facerecon_core.reconstruction import FaceReconstruction
+
+Progress = Callable[[str, float], Any]
+"""``progress(stage, fraction)``: ``stage`` names the stage starting (or ``"refine"`` per step, then
+``"done"``), ``fraction`` in [0, 1] is how far the photo is. Returning ``False`` cancels."""
+
+# share of a photo's run each stage starts at (refinement takes the part after "texture")
+_STAGES = {"load": 0.0, "detect": 0.02, "crop": 0.25, "network": 0.3, "recrop": 0.5, "decode": 0.75,
+           "texture": 0.85, "done": 1.0}
+_REFINE_SHARE = 0.8  # with refinement, the stages before it are squeezed into the first 20 %
+
+DETECTION_SCORE_HALF = 0.5
+"""Detector score at which the detection part of the confidence is one half (HOG margins ~0–3)."""
+
+LANDMARK_AGREEMENT_SIGMA = 0.08
+"""Mean distance between detected and predicted landmarks, in face-box sides, at which the agreement
+part of the confidence falls to exp(−½)."""
+
+
+class ModelMissingError(BundleError):
+    """No model bundle at the default location (and none given)."""
+
+
+class ReconstructionCancelled(Exception):
+    """The progress callback returned False, or :meth:`Reconstructor.cancel` was called."""
+
+
+def default_model_dir() -> Path:
+    """Where the shipped bundle lives: ``facerecon_core/data/model/`` (or ``$FACERECON_MODEL``)."""
+    return paths.default_model_dir()
+
+
+def resolve_bundle(model: str | os.PathLike | ModelBundle | None, facemodel: FaceModel, runtime: str = "onnx",
+                   device: str = "cpu") -> ModelBundle:
+    """A loaded bundle from a folder, an already loaded bundle, or None (the default location)."""
+    if isinstance(model, ModelBundle):
+        if model.facemodel_hash != facemodel.content_hash:
+            raise BundleError(f"{model.model_dir}: the bundle was trained on face model {model.facemodel_hash[:12]}…, "
+                              f"the given face model is {facemodel.content_hash[:12]}…")
+        return model
+    if model is None:
+        model_dir = default_model_dir()
+        if not (model_dir / "manifest.json").is_file():
+            raise ModelMissingError(f"no model at {model_dir}; train and export one with `facerecon train` / "
+                                    "`facerecon export` or pass --model")
+        model = model_dir
+    return ModelBundle.load(model, facemodel=facemodel, runtime=runtime, device=device)
+
+
+def resolve_device(device: str, runtime: str = "onnx") -> str:
+    """``auto`` → ``cuda`` when the chosen runtime can use it, else ``cpu``."""
+    if device in ("cpu", "cuda"):
+        return device
+    if device != "auto":
+        raise ValueError(f"device {device!r}: expected auto, cpu or cuda")
+    if runtime == "torch":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    import onnxruntime as ort
+
+    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
+def confidence(face: DetectedFace, predicted: np.ndarray) -> float:
+    """In [0, 1]: detector score s → s / (s + 0.5), times the agreement of the predicted landmarks
+    (photo px) with the detected ones: exp(−½ (NME / 0.08)²), NME = mean distance / face-box side."""
+    score = max(float(face.box.score), 0.0)
+    detection = score / (score + DETECTION_SCORE_HALF)
+    if not np.all(np.isfinite(predicted)):
+        return 0.0
+    side = max(np.sqrt(max(face.box.area, 1.0)), 1.0)
+    nme = float(np.linalg.norm(predicted - face.landmarks, axis=-1).mean()) / side
+    return float(detection * np.exp(-0.5 * (nme / LANDMARK_AGREEMENT_SIGMA) ** 2))
+
+
+@dataclass
+class RunDetails:
+    """Per face of the last :meth:`Reconstructor.reconstruct` call: what the pipeline saw."""
+
+    detection: DetectedFace  # detector box and 68 landmarks (photo px)
+    first_crop: Crop  # pass 1: from the detected landmarks
+    second_crop: Crop  # pass 2: from the predicted landmarks (= first_crop when not accepted)
+    recropped: bool  # whether the predicted landmarks were trusted for the second crop
+    refine_losses: dict[str, float] = field(default_factory=dict)
+
+
+class Reconstructor:
+    """Loads the face detector, the model bundle and the face model once; reconstructs photos.
+
+    ``model``: bundle folder, loaded :class:`ModelBundle`, or None (:func:`default_model_dir`).
+    ``facemodel``: :class:`FaceModel` or asset path (None: the default asset). ``runtime``: ``onnx``
+    (torch-free) or ``torch``; ``device``: ``auto``, ``cpu`` or ``cuda``. ``texture_size``: side of the
+    albedo texture. ``refine``: default number of photometric refinement steps (torch).
+    ``progress``: default progress callback (see :data:`Progress`).
+    """
+
+    def __init__(self, model: str | os.PathLike | ModelBundle | None = None, *,
+                 facemodel: FaceModel | str | os.PathLike | None = None, runtime: str = "onnx",
+                 device: str = "auto", texture_size: int = 512, refine: int = 0,
+                 detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
+                 progress: Progress | None = None) -> None:
+        if texture_size < 8:
+            raise ValueError(f"texture_size must be at least 8, got {texture_size}")
+        if refine < 0:
+            raise ValueError(f"refine must be >= 0 steps, got {refine}")
+        self.facemodel = facemodel if isinstance(facemodel, FaceModel) else FaceModel.load(facemodel)
+        self.device = resolve_device(device, runtime)
+        self.bundle = resolve_bundle(model, self.facemodel, runtime=runtime, device=self.device)
+        self.detector = detector or FaceDetector()
+        self.landmarker = landmarker or LandmarkDetector()
+        self.decoder = Decoder(self.facemodel)
+        self.texture_size = int(texture_size)
+        self.refine_steps = int(refine)
+        self.progress = progress
+        self._fitters: dict[int, Any] = {}
+        self._cancel = threading.Event()
+        self.last_run: list[RunDetails] = []
+
+    @property
+    def input_size(self) -> int:
+        return self.bundle.input_size
+
+    def cancel(self) -> None:
+        """Ask a running :meth:`reconstruct` (e.g. in another thread) to stop at the next stage."""
+        self._cancel.set()
+
+    # --------------------------------------------------------------------------------- API
+    def reconstruct(self, image: np.ndarray | str | os.PathLike, *, all_faces: bool = False,
+                    refine: int | None = None, progress: Progress | None = None,
+                    source: str | None = None,
+                    on_refine_step: Callable[[int, int, dict[str, float]], Any] | None = None
+                    ) -> list[FaceReconstruction]:
+        """Reconstruct the largest face of ``image`` (a path or an H×W×3 uint8 RGB array), or every
+        face with ``all_faces`` (largest first). Raises ``PhotoError`` subclasses for bad files,
+        ``NoFaceError`` when there is no face, :class:`ReconstructionCancelled` when cancelled.
+
+        ``refine``: photometric refinement steps (None: the constructor's); ``on_refine_step(step,
+        steps, terms)`` gets the per-term losses after each step. Details that do not belong in a
+        :class:`FaceReconstruction` (detections, both crops, whether the re-crop was accepted, the
+        final refinement losses) are in :attr:`last_run` afterwards."""
+        steps = self.refine_steps if refine is None else int(refine)
+        report = progress or self.progress
+        self._cancel.clear()
+        timings: dict[str, float] = {}
+        squeeze = 1.0 - _REFINE_SHARE if steps > 0 else 1.0
+
+        def stage(name: str) -> float:
+            self._check(report, name, _STAGES[name] * squeeze)
+            return time.perf_counter()
+
+        start = t0 = stage("load")
+        photo, name = load_image(image)
+        name = source if source is not None else name
+        timings["load"] = _ms(t0)
+
+        t0 = stage("detect")
+        faces = find_faces(photo, name, self.detector, self.landmarker, all_faces)
+        timings["detect"] = _ms(t0)
+
+        size = self.input_size
+        t0 = stage("crop")
+        crops1 = [crop_stage.first_crop(face, size) for face in faces]
+        images1 = np.stack([c.apply(photo) for c in crops1])
+        timings["crop"] = _ms(t0)
+
+        t0 = stage("network")
+        out1 = self.bundle.run(images1, texture=False)
+        timings["network"] = _ms(t0)
+
+        t0 = stage("recrop")
+        lm1 = self.decoder.project(self.decoder.landmarks_3d(out1), out1.angles, out1.translation, size)
+        crops2, recropped = [], []
+        for face, c1, lm in zip(faces, crops1, lm1):
+            c2, ok = crop_stage.second_crop(c1.to_image(lm), face, c1)
+            crops2.append(c2)
+            recropped.append(ok)
+        images2 = np.stack([c.apply(photo) for c in crops2])
+        target = np.stack([c.to_crop(f.landmarks) for c, f in zip(crops2, faces)]).astype(np.float32)
+        timings["crop"] += _ms(t0)
+        t0 = time.perf_counter()
+        out2 = self.bundle.run(images2, target, texture=True)
+        timings["network"] += _ms(t0)
+
+        t0 = stage("decode")
+        decoded = self.decoder.decode(out2, size)
+        timings["decode"] = _ms(t0)
+
+        t0 = stage("texture")
+        albedo_maps = out2.albedo_map
+        timings["texture"] = _ms(t0)  # textures are finished after the optional refinement
+
+        angles, translation, sh = out2.angles.astype(np.float64), out2.translation.astype(np.float64), \
+            out2.sh.astype(np.float64)
+        refine_losses: dict[str, float] = {}
+        if steps > 0:
+            t0 = time.perf_counter()
+            decoded, angles, translation, sh, albedo_maps, refine_losses = self._refine(
+                steps, images2, target, decoded, angles, translation, sh, albedo_maps, report, on_refine_step)
+            timings["refine"] = _ms(t0)
+
+        t0 = time.perf_counter()
+        textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
+        timings["texture"] += _ms(t0)
+        shared = {k: v for k, v in timings.items()}
+        shared["total"] = _ms(start)
+        self._check(report, "done", 1.0)
+
+        results = []
+        for i, (face, c2, dec) in enumerate(zip(faces, crops2, decoded)):
+            lm_photo = c2.to_image(self.decoder.project(dec.landmarks_3d[None], angles[i:i + 1],
+                                                        translation[i:i + 1], size)[0])
+            results.append(FaceReconstruction(
+                identity_vertices=dec.identity, expression_offsets=dec.expression,
+                triangles=self.facemodel.triangles, uvs=self.facemodel.uv, albedo=textures[i],
+                angles=angles[i], translation=translation[i], sh=sh[i], landmarks_2d=lm_photo,
+                landmarks_3d=dec.landmarks_3d, crop_box=np.array([c2.left, c2.top, c2.side]), crop_size=size,
+                confidence=confidence(face, lm_photo), timings=dict(shared), source=name,
+            ))
+        self.last_run = [RunDetails(face, c1, c2, ok, refine_losses)
+                         for face, c1, c2, ok in zip(faces, crops1, crops2, recropped)]
+        return results
+
+    __call__ = reconstruct
+
+    # ----------------------------------------------------------------------------- helpers
+    def _check(self, report: Progress | None, stage: str, fraction: float) -> None:
+        if self._cancel.is_set():
+            raise ReconstructionCancelled(f"cancelled before {stage}")
+        if report is not None and report(stage, float(min(max(fraction, 0.0), 1.0))) is False:
+            raise ReconstructionCancelled(f"cancelled before {stage}")
+
+    def _refine(self, steps: int, images: np.ndarray, target: np.ndarray, decoded: list[DecodedFace],
+                angles: np.ndarray, translation: np.ndarray, sh: np.ndarray, albedo_maps: np.ndarray,
+                report: Progress | None, on_refine_step=None):
+        from facerecon_core.pipeline.refine import make_fitter, refine
+
+        fitter = self._fitters.get(steps)
+        if fitter is None:
+            self._fitters = {steps: make_fitter(self.facemodel, steps, "cuda" if self.device == "cuda" else "cpu")}
+            fitter = self._fitters[steps]
+        start = 1.0 - _REFINE_SHARE
+
+        def on_step(step: int, terms: dict[str, float]) -> None:
+            self._check(report, "refine", start + _REFINE_SHARE * (step + 1) / (steps + 1))
+            if on_refine_step is not None:
+                on_refine_step(step, steps, terms)
+
+        identity = np.stack([d.identity for d in decoded])
+        expression = np.stack([d.expression for d in decoded])
+        albedo = self.facemodel.from_uv_map(albedo_maps).astype(np.float32)
+        result = refine(fitter, images, target, identity, expression, angles, translation, sh, albedo, on_step)
+        if result.albedo_delta is not None:
+            albedo_maps = albedo_maps + self.facemodel.to_uv_map(result.albedo_delta, albedo_maps.shape[1])
+        lm_idx = self.facemodel.landmark_indices
+        new = []
+        for i in range(len(decoded)):
+            lm3d = (result.identity[i, lm_idx] + result.expression[i, lm_idx]).astype(np.float64)
+            new.append(DecodedFace(result.identity[i], result.expression[i], lm3d,
+                                   self.decoder.project(lm3d[None], result.angles[i:i + 1],
+                                                        result.translation[i:i + 1], images.shape[1])[0]))
+        return new, result.angles, result.translation, result.sh, albedo_maps, result.losses
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def reconstruct(image: np.ndarray | str | os.PathLike, *, model: str | os.PathLike | ModelBundle | None = None,
+                refine: int = 0, all_faces: bool = False) -> list[FaceReconstruction]:
+    """Reconstruct the largest face of a photo (path or H×W×3 uint8 RGB array), or all faces.
+
+    ``model``: bundle folder, loaded :class:`ModelBundle`, or None for the default location
+    (``facerecon_core/data/model/``). ``refine``: photometric refinement steps (needs torch).
+    For many photos, build one :class:`Reconstructor` and call it repeatedly.
+    """
+    return Reconstructor(model, refine=refine).reconstruct(image, all_faces=all_faces)
