@@ -92,3 +92,9 @@ def test_real_photo_fit_is_cached(tmp_path, facemodel: FaceModel, shared_dir):
     again = PhotoFit.load(cached[0])
     np.testing.assert_array_equal(again.id_coeff, fit.id_coeff)
     assert fit_photos([photo], facemodel, config, cache=tmp_path, progress=False)[0][0].landmark_error == fit.landmark_error
+    from facerecon_core.fitting.photos import fit_report
+
+    summary = fit_report([fit], {"missing.jpg": "missing.jpg: no such file"}, tmp_path / "report.tsv")
+    assert "fitted 1 photos" in summary and "1 failed" in summary
+    lines = (tmp_path / "report.tsv").read_text().splitlines()
+    assert lines[1].startswith(str(photo)) and lines[1].endswith("ok") and "failed: missing.jpg" in lines[2]

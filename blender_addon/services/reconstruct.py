@@ -33,6 +33,7 @@ class Result:
     model_version: str
     exp_basis: Any  # (K, V, 3) mm, the face model's expression components
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, inference
+    warnings: list[str] = field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -40,6 +41,7 @@ _cache: dict[tuple, Any] = {}
 
 
 def _model_version(reconstructor: Any, bundle_dir: Path) -> str:
+    """facerecon's version plus the bundle's identity (manifest fields when present)."""
     import json
 
     import facerecon_core
@@ -57,7 +59,7 @@ def _model_version(reconstructor: Any, bundle_dir: Path) -> str:
 
 
 def load_reconstructor(bundle_dir: Path | None = None, facemodel: Path | None = None) -> tuple[Any, Any, str]:
-    """(reconstructor, FaceModel, model_version), cached per (bundle, face model)."""
+    """(Reconstructor, FaceModel, model_version), cached per (bundle, face model) for the session."""
     runtime.ensure_facerecon()
     bundle_dir = Path(bundle_dir) if bundle_dir else paths.model_dir()
     facemodel = Path(facemodel) if facemodel else paths.facemodel_path()
@@ -68,25 +70,16 @@ def load_reconstructor(bundle_dir: Path | None = None, facemodel: Path | None = 
             from facerecon_core.pipeline import Reconstructor
 
             fm = FaceModel.load(facemodel)
-            reconstructor = _make_reconstructor(Reconstructor, bundle_dir, fm)
+            reconstructor = Reconstructor(bundle_dir, facemodel=fm, runtime="onnx", device="cpu")
             _cache.clear()
             _cache[key] = (reconstructor, fm, _model_version(reconstructor, bundle_dir))
         return _cache[key]
 
 
-def _make_reconstructor(cls: Any, bundle_dir: Path, fm: Any) -> Any:
-    import inspect
+def torch_available() -> bool:
+    import importlib.util
 
-    params = inspect.signature(cls).parameters
-    kwargs = {}
-    for name in ("facemodel", "face_model"):
-        if name in params:
-            kwargs[name] = fm
-            break
-    first = next(iter(params), None)
-    if first in ("model", "bundle", "model_dir", "bundle_dir"):
-        return cls(bundle_dir, **kwargs)
-    return cls(model=bundle_dir, **kwargs)
+    return importlib.util.find_spec("torch") is not None
 
 
 def photo_size(path: Path) -> tuple[int, int]:
@@ -101,7 +94,8 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, progress: ProgressFn | None = None,
+def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_size: int = 1024,
+        progress: ProgressFn | None = None,
         cancel: threading.Event | None = None, bundle_dir: Path | None = None, facemodel: Path | None = None) -> Result:
     """Reconstruct the face(s) of ``photo``; raises :class:`ReconstructionFailed` or :class:`Cancelled`."""
     photo = Path(photo)
@@ -115,13 +109,20 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, progress
 
     try:
         start = time.perf_counter()
-        report("loading model", 0.0)
+        report("load model", 0.0)
         reconstructor, fm, version = load_reconstructor(bundle_dir, facemodel)
         loaded = time.perf_counter()
-        report("reading photo", 0.02)
         if not photo.is_file():
             raise ReconstructionFailed(f"{photo}: no such file")
-        faces = _call(reconstructor, photo, refine=refine, all_faces=all_faces, progress=report)
+        warnings = []
+        if refine > 0 and not torch_available():
+            warnings.append(f"refinement skipped: it needs PyTorch, which the add-on does not ship "
+                            f"({refine} steps asked)")
+            refine = 0
+        with _lock:  # one reconstruction at a time per Reconstructor
+            reconstructor.texture_size = int(texture_size)
+            faces = reconstructor.reconstruct(str(photo), all_faces=bool(all_faces), refine=int(refine),
+                                              progress=report)
         if cancel.is_set():
             raise Cancelled()
         if not faces:
@@ -129,33 +130,13 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, progress
         size = photo_size(photo)
         done = time.perf_counter()
         return Result(faces=list(faces), photo_size=size, model_version=version, exp_basis=fm.exp_basis,
-                      timings={"load": loaded - start, "inference": done - loaded})
+                      timings={"load": loaded - start, "inference": done - loaded}, warnings=warnings)
     except (Cancelled, ReconstructionFailed):
         raise
-    except MemoryError:
-        raise ReconstructionFailed(f"{photo.name}: out of memory") from None
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line for self.report
+    except Exception as exc:
+        if type(exc).__name__ == "ReconstructionCancelled":
+            raise Cancelled() from None
         raise ReconstructionFailed(_describe(photo, exc)) from exc
-
-
-def _call(reconstructor: Any, photo: Path, *, refine: int, all_faces: bool, progress: ProgressFn) -> list:
-    import inspect
-
-    method = getattr(reconstructor, "reconstruct", None) or reconstructor
-    params = inspect.signature(method).parameters
-    kwargs: dict[str, Any] = {}
-    if "refine" in params:
-        kwargs["refine"] = int(refine)
-    if "all_faces" in params:
-        kwargs["all_faces"] = bool(all_faces)
-    for name in ("progress", "on_progress", "callback"):
-        if name in params:
-            kwargs[name] = progress
-            break
-    faces = method(str(photo), **kwargs)
-    if not isinstance(faces, (list, tuple)):
-        faces = [faces]
-    return list(faces)
 
 
 def _describe(photo: Path, exc: BaseException) -> str:
@@ -166,7 +147,7 @@ def _describe(photo: Path, exc: BaseException) -> str:
         return f"{photo.name}: no face found"
     if "Photo" in kind or "Image" in kind or kind in ("UnidentifiedImageError",):
         return message if photo.name in message else f"{photo.name}: {message}"
-    if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError",
+    if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError", "ModelMissingError",
                 "RuntimeUnavailableError") or isinstance(exc, ImportError):
         return f"model missing: {message}"
     return f"{photo.name}: {kind}: {message}"

@@ -67,7 +67,7 @@ def _build(args: argparse.Namespace) -> int:
 def _albedo_basis(args: argparse.Namespace) -> int:
     from facerecon_core.facemodel import FaceModel
     from facerecon_core.fitting import FitConfig
-    from facerecon_core.fitting.photos import fit_photos
+    from facerecon_core.fitting.photos import fit_photos, fit_report
     from facerecon_core.io.photo import find_photos
     from facerecon_core.texture.albedo_basis import albedo_pca, photo_albedo_maps, select_photos
 
@@ -75,10 +75,11 @@ def _albedo_basis(args: argparse.Namespace) -> int:
     roots = args.photos or [paths.shared_dir() / "faces"]
     photos = select_photos(find_photos(roots), args.per_source, args.max_photos, args.seed, roots[0])
     fits, failures = fit_photos(photos, model, FitConfig(**ALBEDO_FIT_STEPS), cache=args.cache)
+    print(fit_report(fits, failures, args.cache / "report.tsv"))
     maps, skipped = photo_albedo_maps(fits, model, args.uv_size)
     basis = albedo_pca(maps, model, args.components)
-    for reason in list(failures.values()) + skipped:
-        print(f"  skipped {reason}")
+    for reason in skipped:
+        print(f"  left out {reason}")
     cumulative = basis.explained.cumsum()
     print(f"albedo basis from {basis.n_photos} of {len(photos)} photos: {len(basis.scale)} components explain "
           f"{cumulative[-1]:.1%} of the variance (first 5: {', '.join(f'{c:.1%}' for c in cumulative[:5])})")

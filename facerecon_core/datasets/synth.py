@@ -82,9 +82,12 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
 def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], progress: bool) -> list:
     """Fits (with per-vertex offsets) of the photos, from the fit cache; bad fits are left out."""
-    from facerecon_core.fitting.photos import fit_photos
+    from facerecon_core.fitting.photos import fit_photos, fit_report
 
-    fits, _ = fit_photos(photos, model, DATA_FIT, cache=request.fit_cache(), progress=progress)
+    fits, failures = fit_photos(photos, model, DATA_FIT, cache=request.fit_cache(), progress=progress)
+    summary = fit_report(fits, failures, request.fit_cache() / "report.tsv")
+    if progress:
+        print(summary)
     usable = [fit for fit in fits if fit.usable()]
     if not usable:
         raise storage.DatasetError(f"{request.photo_root()}: no photo could be fitted well enough")

@@ -118,3 +118,20 @@ def fit_photos(
                 fit.save(cached)
             fits[path] = fit
     return [fits[p] for p in paths if p in fits], failures
+
+
+def fit_report(fits: list[PhotoFit], failures: dict[str, str], path: Path | None = None) -> str:
+    """One line per photo (landmark error after fitting, usable or why it failed), optionally
+    written to ``path`` as TSV; returns a one-line summary."""
+    from facerecon_core.io import atomic_write_bytes
+
+    rows = ["photo\tlandmark_error_px\tstatus"]
+    rows += [f"{f.source}\t{f.landmark_error:.3f}\t{'ok' if f.usable() else 'unusable (error too large)'}"
+             for f in fits]
+    rows += [f"{source}\t\tfailed: {reason}" for source, reason in failures.items()]
+    if path is not None:
+        atomic_write_bytes(path, ("\n".join(rows) + "\n").encode())
+    errors = np.array([f.landmark_error for f in fits]) if fits else np.zeros(1)
+    usable = sum(f.usable() for f in fits)
+    return (f"fitted {len(fits)} photos (landmark error mean {errors.mean():.2f} px, max {errors.max():.2f} px; "
+            f"{usable} usable), {len(failures)} failed" + (f"; per photo: {path}" if path else ""))

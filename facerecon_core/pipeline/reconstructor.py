@@ -139,6 +139,7 @@ class Reconstructor:
         self.bundle = resolve_bundle(model, self.facemodel, runtime=runtime, device=self.device)
         self.detector = detector or FaceDetector()
         self.landmarker = landmarker or LandmarkDetector()
+        _warm_up_dlib(self.detector, self.landmarker)  # load the dlib models now, not in the first photo's timing
         self.decoder = Decoder(self.facemodel)
         self.texture_size = int(texture_size)
         self.refine_steps = int(refine)
@@ -290,6 +291,15 @@ class Reconstructor:
                                    self.decoder.project(lm3d[None], result.angles[i:i + 1],
                                                         result.translation[i:i + 1], images.shape[1])[0]))
         return new, result.angles, result.translation, result.sh, albedo_maps, result.losses
+
+
+def _warm_up_dlib(detector: FaceDetector, landmarker: LandmarkDetector) -> None:
+    from facerecon_core.detect import models
+
+    if detector.method in ("auto", "hog"):
+        models.hog_detector()
+    if landmarker.backend == "dlib":
+        models.shape_predictor()
 
 
 def _ms(t0: float) -> float:
