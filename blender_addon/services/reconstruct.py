@@ -145,7 +145,7 @@ def _describe(photo: Path, exc: BaseException) -> str:
     message = one_line(exc)
     if "NoFace" in kind or "no face" in message.lower():
         return f"{photo.name}: no face found"
-    if "Photo" in kind or "Image" in kind or kind in ("UnidentifiedImageError",):
+    if "Photo" in kind or "Image" in kind or "Format" in kind:
         return message if photo.name in message else f"{photo.name}: {message}"
     if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError", "ModelMissingError",
                 "RuntimeUnavailableError") or isinstance(exc, ImportError):

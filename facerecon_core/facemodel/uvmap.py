@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 DEFAULT_UV_SIZE = 256
@@ -82,10 +83,13 @@ class UVRaster:
         attr = np.asarray(attr, np.float32)
         gathered = attr[..., self.corners, :]  # (..., H, W, 3, C)
         out = np.einsum("hwk,...hwkc->...hwc", self.weights, gathered)
-        flat = out.reshape(*out.shape[:-3], -1, out.shape[-1])[..., self.fill_index, :]
-        for _ in range(refine_steps):
-            flat = flat + 0.5 * self.taps.adjoint(attr - self.taps.sample(flat), len(self.fill_index))
-        return flat.reshape(out.shape).astype(np.float32)
+        flat = np.ascontiguousarray(out.reshape(*out.shape[:-3], -1, out.shape[-1])[..., self.fill_index, :])
+        if refine_steps:
+            maps, values = flat.reshape(-1, *flat.shape[-2:]), attr.reshape(-1, *attr.shape[-2:])
+            for m, v in zip(maps, np.broadcast_to(values, (len(maps), *values.shape[-2:]))):
+                _landweber(m, np.ascontiguousarray(v), self.taps.index, self.taps.weight, self.taps.inv_norm,
+                           refine_steps, 0.5)
+        return flat.reshape(out.shape)
 
 
 @dataclass(frozen=True)
@@ -116,16 +120,6 @@ class BilinearTaps:
         """Flat map (..., H*W, C) → values at the UV points (..., V, C)."""
         return np.einsum("vk,...vkc->...vc", self.weight, flat_map[..., self.index, :])
 
-    def adjoint(self, values: np.ndarray, n_texels: int) -> np.ndarray:
-        """Spread per-point values (..., V, C) back onto the texels, normalised: (..., H*W, C)."""
-        lead = values.shape[:-2]
-        vals = values.reshape(-1, *values.shape[-2:])
-        out = np.empty((len(vals), n_texels, vals.shape[-1]), np.float32)
-        idx = self.index.ravel()
-        for b, block in enumerate(vals):
-            for c in range(block.shape[-1]):
-                out[b, :, c] = np.bincount(idx, (self.weight * block[:, c:c + 1]).ravel(), minlength=n_texels)
-        return (out * self.inv_norm[:, None]).reshape(*lead, n_texels, -1)
 
 
 def sample_vertices(uv_map: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -174,3 +168,24 @@ def facial_weight_mask(
     mask = np.where(face_mask, face_weight, 0.0)
     mask[features & face_mask] = feature_weight
     return mask.astype(np.float32)
+
+
+@numba.njit(cache=True)
+def _landweber(flat, attr, index, weight, inv_norm, steps, step):
+    """In place: ``steps`` times, move the texels (N, C) toward values whose bilinear samples at the
+    points reproduce ``attr`` (V, C): m += step · D⁻¹ Sᵀ (attr − S m), D = max(Σ w², ¼) per texel."""
+    n_points, n_channels = attr.shape
+    update = np.zeros_like(flat)
+    for _ in range(steps):
+        update[:] = 0.0
+        for i in range(n_points):
+            for c in range(n_channels):
+                sampled = 0.0
+                for k in range(4):
+                    sampled += weight[i, k] * flat[index[i, k], c]
+                residual = attr[i, c] - sampled
+                for k in range(4):
+                    update[index[i, k], c] += weight[i, k] * residual
+        for t in range(flat.shape[0]):
+            for c in range(n_channels):
+                flat[t, c] += step * inv_norm[t] * update[t, c]

@@ -1,0 +1,197 @@
+"""``facerecon.reconstruct_from_photo``: modal (worker thread + timer) in the UI, synchronous with ``-b``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from ..services import job as job_service
+
+PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.bmp;*.tif;*.tiff;*.webp;*.JPG;*.JPEG;*.PNG"
+TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256, 512, 1024, 2048)]
+TIMER_SECONDS = 0.1
+
+# last run's timings (seconds), for the benchmark and the panel
+LAST_TIMINGS: dict[str, float] = {}
+
+
+def _options(op) -> dict:
+    return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size)}
+
+
+def _build(op, context, result) -> str:
+    from ..services import scene
+
+    t0 = time.perf_counter()
+    objects, _ = scene.build_result(result, texture_size=int(op.texture_size), shape_keys=bool(op.shape_keys),
+                                    camera=bool(op.add_camera), scene=context.scene)
+    scene.select_only(context, objects)
+    LAST_TIMINGS.clear()
+    LAST_TIMINGS.update(result.timings)
+    LAST_TIMINGS["import"] = time.perf_counter() - t0
+    for warning in result.warnings:
+        op.report({"WARNING"}, f"Face from Photo: {warning}")
+    names = ", ".join(o.name for o in objects)
+    return (f"Face from Photo: {names} ({len(objects)} face{'s' if len(objects) != 1 else ''}; inference "
+            f"{result.timings.get('inference', 0):.1f} s, import {LAST_TIMINGS['import']:.2f} s)")
+
+
+def _redraw(context) -> None:
+    screen = getattr(context, "screen", None) or (context.window.screen if getattr(context, "window", None) else None)
+    if screen is None:
+        return
+    for area in screen.areas:
+        if area.type in ("STATUSBAR", "VIEW_3D"):
+            area.tag_redraw()
+
+
+class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
+    """Reconstruct a 3D head from one photo (BFM mesh, albedo texture, expression shape keys)"""
+
+    bl_idname = "facerecon.reconstruct_from_photo"
+    bl_label = "Face from Photo"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH", default="")
+    filter_glob: StringProperty(default=PHOTO_GLOB, options={"HIDDEN"})
+    refine_steps: IntProperty(name="Refine steps", min=0, max=500, default=0,
+                              description="Photometric refinement steps after the network (needs PyTorch)")
+    texture_size: EnumProperty(name="Texture size", items=TEXTURE_SIZES, default="1024")
+    shape_keys: BoolProperty(name="Shape keys", default=True,
+                             description="Basis (identity), Expression, and the face model's exp_NN components")
+    all_faces: BoolProperty(name="All faces", default=False, description="Every face in the photo, not only the largest")
+    add_camera: BoolProperty(name="Photo camera", default=True,
+                             description="A camera matching the photo's pose, with the photo as its background")
+    browse: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+
+    _driver = None
+    _timer = None
+
+    def invoke(self, context, event):
+        if self.browse or not self.filepath:
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def draw(self, context):
+        layout = self.layout
+        for name in ("refine_steps", "texture_size", "shape_keys", "all_faces", "add_camera"):
+            layout.prop(self, name)
+
+    def execute(self, context):
+        photo = Path(bpy.path.abspath(self.filepath)) if self.filepath else None
+        if photo is None or not photo.is_file():
+            self.report({"ERROR"}, f"Face from Photo: photo not found: {self.filepath or '(none)'}")
+            return {"CANCELLED"}
+        if job_service.CURRENT is not None and job_service.CURRENT.thread.is_alive():
+            self.report({"ERROR"}, "Face from Photo: a reconstruction is already running (Esc cancels it)")
+            return {"CANCELLED"}
+        window = getattr(context, "window", None)
+        if bpy.app.background or window is None:
+            return self._run_blocking(context, photo)
+        return self._start_modal(context, photo)
+
+    # ------------------------------------------------------------------ background: synchronous
+    def _run_blocking(self, context, photo: Path):
+        from ..services import reconstruct
+
+        try:
+            result = reconstruct.run(photo, **_options(self))
+        except reconstruct.Cancelled:
+            self.report({"WARNING"}, "Face from Photo: cancelled")
+            return {"CANCELLED"}
+        except reconstruct.ReconstructionFailed as exc:
+            self.report({"ERROR"}, f"Face from Photo: {exc}")
+            return {"CANCELLED"}
+        try:
+            self.report({"INFO"}, _build(self, context, result))
+        except Exception as exc:  # noqa: BLE001
+            self.report({"ERROR"}, f"Face from Photo: building the scene failed: {type(exc).__name__}: {exc}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    # ---------------------------------------------------------------------- UI: modal + thread
+    def _start_modal(self, context, photo: Path):
+        wm = context.window_manager
+        job = job_service.ReconstructionJob(photo, **_options(self))
+
+        def on_progress(stage: str, fraction: float) -> None:
+            wm.progress_update(int(100 * fraction))
+            if context.workspace is not None:
+                context.workspace.status_text_set(f"Face from Photo: {photo.name} — {stage} {100 * fraction:.0f}% "
+                                                  f"(Esc to cancel)")
+            _redraw(context)
+
+        self._driver = job_service.ModalDriver(job, on_progress=on_progress,
+                                               on_done=lambda result: _build(self, context, result),
+                                               report=self.report)
+        wm.progress_begin(0, 100)
+        self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
+        wm.modal_handler_add(self)
+        self._driver.start()
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        ret = self._driver.event(event.type, event.value)
+        if "RUNNING_MODAL" not in ret and "PASS_THROUGH" not in ret:
+            self._finish(context)
+        return ret
+
+    def cancel(self, context):  # Blender closes the window / file while running
+        if self._driver is not None:
+            self._driver.job.cancel()
+            self._driver._end(set())
+        self._finish(context)
+
+    def _finish(self, context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        _redraw(context)
+
+
+class FACERECON_OT_cancel(bpy.types.Operator):
+    """Cancel the running reconstruction"""
+
+    bl_idname = "facerecon.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        if job_service.CURRENT is not None:
+            job_service.CURRENT.cancel()
+        return {"FINISHED"}
+
+
+def draw_status_progress(self, context) -> None:
+    """Status bar: a progress bar while a reconstruction runs (UILayout.progress, Blender 4.0+)."""
+    job = job_service.CURRENT
+    if job is None:
+        return
+    state = job.snapshot()
+    if state.status != job_service.RUNNING:
+        return
+    row = self.layout.row(align=True)
+    row.progress(factor=state.fraction, type="BAR", text=f"Face from Photo: {state.stage}")
+    row.operator(FACERECON_OT_cancel.bl_idname, text="", icon="CANCEL")
+
+
+classes = (FACERECON_OT_reconstruct_from_photo, FACERECON_OT_cancel)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.STATUSBAR_HT_header.append(draw_status_progress)
+
+
+def unregister() -> None:
+    bpy.types.STATUSBAR_HT_header.remove(draw_status_progress)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

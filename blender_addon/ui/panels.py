@@ -1,0 +1,93 @@
+"""3D Viewport > Sidebar > Face: photo and options, progress, the active face's shape keys and pose."""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+
+from ..services import job as job_service
+from .operators import PHOTO_GLOB, TEXTURE_SIZES, FACERECON_OT_cancel, FACERECON_OT_reconstruct_from_photo
+
+
+class FACERECON_PG_settings(bpy.types.PropertyGroup):
+    photo: StringProperty(name="Photo", subtype="FILE_PATH", default="", description=f"Photo ({PHOTO_GLOB})")
+    refine_steps: IntProperty(name="Refine steps", min=0, max=500, default=0)
+    texture_size: EnumProperty(name="Texture", items=TEXTURE_SIZES, default="1024")
+    shape_keys: BoolProperty(name="Shape keys", default=True)
+    all_faces: BoolProperty(name="All faces", default=False)
+    add_camera: BoolProperty(name="Photo camera", default=True)
+
+
+class FACERECON_PT_main(bpy.types.Panel):
+    bl_label = "Face from Photo"
+    bl_idname = "FACERECON_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Face"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.facerecon
+        layout.prop(settings, "photo", text="")
+        col = layout.column(align=True)
+        for name in ("refine_steps", "texture_size", "shape_keys", "all_faces", "add_camera"):
+            col.prop(settings, name)
+        job = job_service.CURRENT
+        state = job.snapshot() if job is not None else None
+        if state is not None and state.status == job_service.RUNNING:
+            row = layout.row(align=True)
+            row.progress(factor=state.fraction, type="BAR", text=state.stage)
+            row.operator(FACERECON_OT_cancel.bl_idname, text="", icon="CANCEL")
+            return
+        op = layout.operator(FACERECON_OT_reconstruct_from_photo.bl_idname, text="Reconstruct", icon="USER")
+        op.filepath = settings.photo
+        op.browse = not settings.photo
+        op.refine_steps = settings.refine_steps
+        op.texture_size = settings.texture_size
+        op.shape_keys = settings.shape_keys
+        op.all_faces = settings.all_faces
+        op.add_camera = settings.add_camera
+
+
+class FACERECON_PT_face(bpy.types.Panel):
+    bl_label = "Active Face"
+    bl_parent_id = "FACERECON_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Face"
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and "facerecon_source" in obj
+
+    def draw(self, context):
+        obj = context.active_object
+        layout = self.layout
+        keys = obj.data.shape_keys if obj.type == "MESH" else None
+        if keys is not None:
+            col = layout.column(align=True)
+            for block in keys.key_blocks[1:]:
+                col.prop(block, "value", text=block.name, slider=True)
+        box = layout.box()
+        angles = obj.get("facerecon_pose_angles_rad", (0, 0, 0))
+        box.label(text="Pose: pitch {:.0f}° yaw {:.0f}° roll {:.0f}°".format(*(math.degrees(a) for a in angles)))
+        box.label(text=f"Confidence: {obj.get('facerecon_confidence', 0.0):.2f}")
+        box.label(text=f"Photo: {bpy.path.basename(obj.get('facerecon_source', ''))}")
+
+
+classes = (FACERECON_PG_settings, FACERECON_PT_main, FACERECON_PT_face)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.facerecon = PointerProperty(type=FACERECON_PG_settings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.facerecon
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,157 @@
+"""``facerecon reconstruct``: photos (files or folders, recursive) → 3D faces (OBJ / GLB / PLY / NPZ + overlay)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from facerecon_core import paths
+
+DEFAULT_FORMATS = "obj,glb,ply,npz"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "reconstruct", help="reconstruct 3D faces from photos",
+        description="Reconstruct the largest face (or all faces) of each photo. PATH: photo files or folders "
+                    "(searched recursively). Per face, OUTDIR gets NAME.obj + NAME.mtl + NAME_albedo.png, NAME.glb "
+                    "(morph target 'Expression'), NAME.ply, NAME.npz (as chosen with --format) and always "
+                    "NAME_overlay.png; NAME is the photo's name, with _face1, _face2, … when there are several "
+                    "faces. Bad inputs are reported and skipped; the exit code is 0 only when every input "
+                    "succeeded (1 otherwise, 2 for a usage or model error).")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photo files or folders")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUTDIR", help="output folder")
+    parser.add_argument("--model", type=Path, default=None,
+                        help=f"model bundle folder (default: ${paths.MODEL_ENV}, else facerecon_core/data/model/)")
+    parser.add_argument("--facemodel", type=Path, default=None,
+                        help=f"face-model asset (default: ${paths.FACEMODEL_ENV}, else facerecon_core/data/facemodel.npz)")
+    parser.add_argument("--format", default=DEFAULT_FORMATS,
+                        help=f"comma-separated output formats among obj, glb, ply, npz (default: {DEFAULT_FORMATS})")
+    parser.add_argument("--texture-size", type=int, default=512, help="albedo texture side in pixels (default 512)")
+    parser.add_argument("--refine", type=int, default=0, metavar="N",
+                        help="N steps of photometric refinement after the network (needs torch; default 0)")
+    parser.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                        help="network runtime: onnxruntime (default, no torch) or torch")
+    parser.set_defaults(run=_run)
+
+
+def _error(message: str) -> int:
+    print(f"facerecon reconstruct: error: {message}", file=sys.stderr)
+    return 2
+
+
+def output_names(photos: list[Path]) -> dict[Path, str]:
+    """Output base names: the photo's stem; photos sharing a stem get ``_2``, ``_3``, … in order."""
+    names: dict[Path, str] = {}
+    used: dict[str, int] = {}
+    for photo in photos:
+        stem = photo.stem or "photo"
+        count = used.get(stem.lower(), 0) + 1
+        used[stem.lower()] = count
+        names[photo] = stem if count == 1 else f"{stem}_{count}"
+    return names
+
+
+def collect(entries: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Photos among the PATH arguments, and (path, message) of the arguments that failed."""
+    from facerecon_core.io.photo import PhotoError, find_photos
+
+    photos: dict[Path, None] = {}
+    failed: list[tuple[str, str]] = []
+    for entry in entries:
+        try:
+            photos.update(dict.fromkeys(find_photos(entry)))
+        except PhotoError as exc:
+            failed.append((str(entry), str(exc)))
+    return list(photos), failed
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from facerecon_core.export import FORMATS, write_all
+    from facerecon_core.facemodel import FaceModelError
+    from facerecon_core.inference import BundleError
+
+    formats = [f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        return _error(f"unknown --format {', '.join(unknown) or args.format!r}; choose from {', '.join(FORMATS)}")
+    if args.texture_size < 8 or args.texture_size > 8192:
+        return _error(f"--texture-size {args.texture_size}: expected 8 … 8192")
+    if args.refine < 0:
+        return _error(f"--refine {args.refine}: expected N >= 0")
+    if args.out.exists() and not args.out.is_dir():
+        return _error(f"{args.out}: exists and is not a folder")
+
+    start = time.perf_counter()
+    photos, failed = collect(args.paths)
+    for _, message in failed:
+        print(f"facerecon reconstruct: {message}", file=sys.stderr)
+    done: list[tuple[Path, int]] = []
+    if photos:
+        from facerecon_core.pipeline import Reconstructor
+
+        try:
+            reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
+                                          device=args.device, texture_size=args.texture_size, refine=args.refine)
+        except (BundleError, FaceModelError) as exc:
+            return _error(str(exc))
+        names = output_names(photos)
+        bar = tqdm(photos, desc="reconstruct", unit="photo", disable=None)
+        for photo in bar:
+            bar.set_postfix_str(photo.name)
+            try:
+                faces = _reconstruct_one(reconstructor, photo, names[photo], args, formats, write_all, bar)
+            except Exception as exc:  # one bad photo must not stop the batch
+                message = str(exc) if str(photo) in str(exc) else f"{photo}: {type(exc).__name__}: {exc}"
+                message = message.splitlines()[0] if message else str(photo)
+                failed.append((str(photo), message))
+                tqdm.write(f"facerecon reconstruct: {message}", file=sys.stderr)
+                continue
+            done.append((photo, faces))
+        bar.close()
+
+    n_faces = sum(n for _, n in done)
+    total = len(done) + len(failed)
+    print(f"facerecon reconstruct: {len(done)} of {total} input(s) done ({n_faces} face(s)) in "
+          f"{time.perf_counter() - start:.1f} s, output in {args.out}"
+          + (f"; {len(failed)} failed:" if failed else ""))
+    for _, message in failed:
+        print(f"  {message}")
+    return 0 if not failed and done else 1
+
+
+def _reconstruct_one(reconstructor, photo: Path, name: str, args, formats, write_all, bar) -> int:
+    """Reconstruct and write one photo's faces; on failure nothing of this photo is left on disk."""
+    from tqdm.auto import tqdm
+
+    from facerecon_core.pipeline.detect import load_image
+
+    image, source = load_image(photo)
+
+    def on_step(step: int, steps: int, terms: dict[str, float]) -> None:
+        bar.set_postfix_str(f"{photo.name} refine {step + 1}/{steps} "
+                            + " ".join(f"{k}={v:.3g}" for k, v in terms.items()))
+
+    recs = reconstructor.reconstruct(image, all_faces=args.all_faces, source=source, on_refine_step=on_step)
+    written: list[Path] = []
+    try:
+        for k, rec in enumerate(recs, start=1):
+            t0 = time.perf_counter()
+            face_name = name if len(recs) == 1 else f"{name}_face{k}"
+            written += write_all(rec, image, args.out, face_name, formats, texture_size=args.texture_size)
+            rec.timings["write"] = (time.perf_counter() - t0) * 1000.0
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    if args.refine and reconstructor.last_run:
+        losses = reconstructor.last_run[0].refine_losses
+        tqdm.write(f"{photo}: refined {args.refine} steps: " + " ".join(f"{k}={v:.4g}" for k, v in losses.items()),
+                   file=sys.stderr)
+    return len(recs)
