@@ -91,3 +91,30 @@ def test_torchrun_two_processes_match_one(asm_dataset: Path, facemodel_path: Pat
     delta_two = torch.cat([(b["model"][k] - v).flatten() for k, v in start.items() if v.is_floating_point()])
     assert float((delta_two - delta_one).norm() / delta_one.norm()) < 0.05
     assert _losses(tmp_path / "two", "train")[:1] == pytest.approx(_losses(tmp_path / "one", "train")[:1], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
+    """A run killed with SIGKILL resumes from its last checkpoint and ends where an uninterrupted run does."""
+    import signal
+    import time
+
+    args = ["--stage", "geometry", "--config", str(CONFIG), "--data", str(asm_dataset), "--facemodel",
+            str(facemodel_path), "--workers", "0", "--val-every", "10", "--checkpoint-every", "2"]
+    straight = tmp_path / "straight"
+    assert _train(straight, asm_dataset, facemodel_path, "--max-steps", "8", "--checkpoint-every", "2") == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "facerecon_core", "train", "--out", str(killed), *args,
+                             "--max-steps", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (killed / "last.pt").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (killed / "last.pt").exists() and not list(killed.glob(".*.tmp"))
+    assert load_checkpoint(killed / "last.pt")["step"] < 8
+    assert _train(killed, asm_dataset, facemodel_path, "--max-steps", "8", "--checkpoint-every", "2", "--resume") == 0
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(killed / "last.pt")
+    assert a["step"] == b["step"] == 8
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)

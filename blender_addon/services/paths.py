@@ -2,13 +2,12 @@
 
 Order: the add-on preferences (a model folder / face-model file chosen by the user), then the
 add-on's own ``data/`` (filled by ``build_addon.py``), then facerecon_core's defaults
-(``facerecon_core/data/model`` and ``$FACERECON_FACEMODEL`` / ``facerecon_core/data/facemodel.npz``,
+(``$FACERECON_MODEL`` / ``facerecon_core/data/model`` and ``$FACERECON_FACEMODEL`` / ``facerecon_core/data/facemodel.npz``,
 for a development checkout).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 ADDON_DIR = Path(__file__).resolve().parent.parent
@@ -16,7 +15,6 @@ DATA_DIR = ADDON_DIR / "data"
 WHEELS_DIR = ADDON_DIR / "wheels"
 BUNDLE_SUBDIR = "model"
 FACEMODEL_FILE = "facemodel.npz"
-MODEL_ENV = "FACERECON_MODEL"
 
 
 class MissingModelError(RuntimeError):
@@ -37,14 +35,16 @@ def _preferences() -> tuple[str, str]:
 def model_dir() -> Path:
     """The model bundle folder (holds ``manifest.json``)."""
     pref, _ = _preferences()
-    candidates = [Path(pref).expanduser()] if pref else []
-    if os.environ.get(MODEL_ENV):
-        candidates.append(Path(os.environ[MODEL_ENV]).expanduser())
-    candidates.append(DATA_DIR / BUNDLE_SUBDIR)
+    if pref:  # the user's choice is authoritative
+        path = Path(pref).expanduser()
+        if (path / "manifest.json").is_file():
+            return path
+        raise MissingModelError(f"no model bundle (manifest.json) in {path}, the folder set in the add-on preferences")
+    candidates = [DATA_DIR / BUNDLE_SUBDIR]
     try:
         from facerecon_core import paths
 
-        candidates.append(paths.PACKAGE_DIR / "data" / BUNDLE_SUBDIR)
+        candidates.append(paths.default_model_dir())
     except ImportError:
         pass
     for path in candidates:
@@ -57,8 +57,12 @@ def model_dir() -> Path:
 def facemodel_path() -> Path:
     """The face-model asset (``facemodel.npz``)."""
     _, pref = _preferences()
-    candidates = [Path(pref).expanduser()] if pref else []
-    candidates.append(DATA_DIR / FACEMODEL_FILE)
+    if pref:
+        path = Path(pref).expanduser()
+        if path.is_file():
+            return path
+        raise MissingModelError(f"face-model asset {path} (set in the add-on preferences) not found")
+    candidates = [DATA_DIR / FACEMODEL_FILE]
     try:
         from facerecon_core import paths
 

@@ -77,9 +77,13 @@ def load_reconstructor(bundle_dir: Path | None = None, facemodel: Path | None = 
 
 
 def torch_available() -> bool:
+    """Whether photometric refinement can run: PyTorch and the (not shipped) refinement module."""
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("torch", "facerecon_core.pipeline.refine"))
+    except (ImportError, ValueError):
+        return False
 
 
 def photo_size(path: Path) -> tuple[int, int]:
@@ -147,7 +151,8 @@ def _describe(photo: Path, exc: BaseException) -> str:
         return f"{photo.name}: no face found"
     if "Photo" in kind or "Image" in kind or "Format" in kind:
         return message if photo.name in message else f"{photo.name}: {message}"
-    if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError", "ModelMissingError",
-                "RuntimeUnavailableError") or isinstance(exc, ImportError):
+    if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError", "ModelMissingError"):
         return f"model missing: {message}"
+    if kind == "RuntimeUnavailableError" or isinstance(exc, ImportError):
+        return f"add-on incomplete: {message}"
     return f"{photo.name}: {kind}: {message}"

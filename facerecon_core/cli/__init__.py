@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from facerecon_core import __version__
-from facerecon_core.cli import assets, data, export, train
+from facerecon_core.cli import assets, data, export, reconstruct, train
 
-COMMANDS = (assets, data, train, export)
+COMMANDS = (assets, data, train, export, reconstruct)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,7 +80,8 @@ def _run(args: argparse.Namespace) -> int:
     formats = [f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
-        return _error(f"unknown --format {', '.join(unknown) or args.format!r}; choose from {', '.join(FORMATS)}")
+        what = ", ".join(unknown) if unknown else repr(args.format)
+        return _error(f"unknown --format {what}; choose from {', '.join(FORMATS)}")
     if args.texture_size < 8 or args.texture_size > 8192:
         return _error(f"--texture-size {args.texture_size}: expected 8 … 8192")
     if args.refine < 0:

@@ -65,8 +65,8 @@ def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True,
     return Similarity(scale, rotation, mu_d - scale * rotation @ mu_s)
 
 
-def icp(source: np.ndarray, target: np.ndarray, init: Similarity | None = None, *, iterations: int = 30,
-        with_scale: bool = True, max_points: int = 6000, reject_factor: float = 3.0, tol: float = 1e-5,
+def icp(source: np.ndarray, target: np.ndarray, init: Similarity | None = None, *, iterations: int = 20,
+        with_scale: bool = True, max_points: int = 2500, reject_factor: float = 3.0, tol: float = 1e-4,
         target_tree: cKDTree | None = None, seed: int = 0) -> Similarity:
     """Similarity aligning point set ``source`` (N, 3) to ``target`` (M, 3): point-to-point ICP with
     scale, nearest neighbours from source to target, pairs farther than ``reject_factor`` × their
@@ -131,7 +131,7 @@ class GeometryError:
 
 def geometry_error(pred: np.ndarray, pred_triangles: np.ndarray, gt: np.ndarray, *,
                    pred_landmarks: np.ndarray, gt_landmarks: np.ndarray, radius: float = CROP_RADIUS_MM,
-                   icp_iterations: int = 30, with_scale: bool = True) -> GeometryError:
+                   icp_iterations: int = 20, with_scale: bool = True) -> GeometryError:
     """Table I protocol: crop ``gt`` to ``radius`` mm around its nose tip, align ``pred`` by
     landmarks then ICP with scale onto the crop, point-to-plane distance of every kept GT vertex."""
     gt = np.asarray(gt, np.float64)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facerecon_core.datasets.asm import render_face
 from facerecon_core.datasets.expressions import ExpressionPrior
 from facerecon_core.datasets.scene import BackgroundBank, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
+from facerecon_core.render.camera import PerspectiveCamera
+from facerecon_core.render.numpy_render import render_mesh_numpy
 
 EVAL_STREAM = 0xE7A1_5EED  # first word of every test face's seed: disjoint from the 2-word training seeds
 EVAL_POSES = PoseRange(yaw=60.0, pitch=20.0, roll=15.0)
@@ -60,6 +61,7 @@ class SyntheticFaces:
         self.model, self.seed, self.count, self.res, self.poses = model, int(seed), int(count), res, poses
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
         self.camera = CropCamera(res)
+        self.render_camera = PerspectiveCamera(self.camera.focal, res, res, near=10.0, far=1e5)
         self.backgrounds = backgrounds
         if self.backgrounds is None:
             from facerecon_core import paths
@@ -91,7 +93,9 @@ class SyntheticFaces:
         else:
             background = np.full((self.res, self.res, 3), rng.integers(40, 200, 3), np.uint8)
         verts_cam = to_camera(shape, angles, translation)
-        image, _ = render_face(verts_cam, m.triangles, albedo, sh, background, self.camera)
+        image, _ = render_mesh_numpy(verts_cam, m.triangles, self.render_camera, vertex_colors=albedo, sh=sh,
+                                     background=background)
+        image = (np.clip(image[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
         return SyntheticFace(
             image=degrade(image, rng), shape=shape, neutral=neutral,
             landmarks_2d=self.camera.project(verts_cam[m.landmark_indices]), angles=angles, translation=translation,

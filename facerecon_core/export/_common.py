@@ -27,10 +27,25 @@ def atomic_files(*targets: str | os.PathLike) -> Iterator[list[Path]]:
 
 
 def vertex_normals(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Unit area-weighted vertex normals (V, 3) float32 (numba, torch-free)."""
-    from facerecon_core.render.numpy_render import vertex_normals as normals
-
+    """Unit area-weighted vertex normals (V, 3) float32 (numba, torch-free; plain numpy where the
+    renderer is not installed, e.g. in the Blender add-on)."""
+    try:
+        from facerecon_core.render.numpy_render import vertex_normals as normals
+    except ImportError:
+        return vertex_normals_plain(verts, triangles)
     return normals(np.asarray(verts, np.float32), triangles).astype(np.float32)
+
+
+def vertex_normals_plain(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """:func:`vertex_normals` in plain numpy (no numba): float64 accumulation, zero for unused vertices."""
+    v = np.asarray(verts, np.float64)
+    tri = np.asarray(triangles, np.int64)
+    face_normals = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])  # 2 × area
+    acc = np.zeros_like(v)
+    for corner in range(3):
+        np.add.at(acc, tri[:, corner], face_normals)
+    norm = np.linalg.norm(acc, axis=1, keepdims=True)
+    return (acc / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 def resize_texture(texture: np.ndarray, size: int | None) -> np.ndarray:

@@ -83,8 +83,9 @@ class CameraSpec:
         big = max(width, height)
         focal_px = self.lens_mm / self.sensor_width_mm * big
         depth = -p[..., 2]
-        u = width / 2 + self.shift_x * big + focal_px * p[..., 0] / depth
-        v = height / 2 - self.shift_y * big - focal_px * p[..., 1] / depth
+        # a positive shift moves the frame right / up, so the image content moves left / down
+        u = width / 2 - self.shift_x * big + focal_px * p[..., 0] / depth
+        v = height / 2 + self.shift_y * big - focal_px * p[..., 1] / depth
         return np.stack([u, v], axis=-1)
 
 
@@ -109,7 +110,7 @@ def photo_camera(rec: FaceReconstruction, photo_size: tuple[int, int]) -> Camera
     distance_m = float(np.linalg.norm(translation)) * MM_TO_M
     return CameraSpec(
         matrix_world=matrix, lens_mm=focal_px * SENSOR_WIDTH_MM / big, sensor_width_mm=SENSOR_WIDTH_MM,
-        shift_x=(cx - width / 2) / big, shift_y=(height / 2 - cy) / big, resolution=(width, height),
+        shift_x=(width / 2 - cx) / big, shift_y=(cy - height / 2) / big, resolution=(width, height),
         clip_start_m=max(0.01, 0.1 * distance_m), clip_end_m=max(10.0, 10 * distance_m),
     )
 

@@ -12,9 +12,9 @@ Everything here is numpy (+ numba kernels): it runs at inference without torch.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 DEFAULT_UV_SIZE = 256
@@ -87,8 +87,8 @@ class UVRaster:
         if refine_steps:
             maps, values = flat.reshape(-1, *flat.shape[-2:]), attr.reshape(-1, *attr.shape[-2:])
             for m, v in zip(maps, np.broadcast_to(values, (len(maps), *values.shape[-2:]))):
-                _landweber(m, np.ascontiguousarray(v), self.taps.index, self.taps.weight, self.taps.inv_norm,
-                           refine_steps, 0.5)
+                _landweber_kernel()(m, np.ascontiguousarray(v), self.taps.index, self.taps.weight,
+                                    self.taps.inv_norm, refine_steps, 0.5)
         return flat.reshape(out.shape)
 
 
@@ -170,7 +170,14 @@ def facial_weight_mask(
     return mask.astype(np.float32)
 
 
-@numba.njit(cache=True)
+@functools.cache
+def _landweber_kernel():
+    """The compiled refinement kernel; numba is imported only when a map is made (not to sample one)."""
+    import numba
+
+    return numba.njit(cache=True)(_landweber)
+
+
 def _landweber(flat, attr, index, weight, inv_norm, steps, step):
     """In place: ``steps`` times, move the texels (N, C) toward values whose bilinear samples at the
     points reproduce ``attr`` (V, C): m += step · D⁻¹ Sᵀ (attr − S m), D = max(Σ w², ¼) per texel."""

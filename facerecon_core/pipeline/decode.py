@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,11 +26,14 @@ class Decoder:
 
     def __init__(self, facemodel: FaceModel) -> None:
         self.facemodel = facemodel
+        self._cache: dict[tuple[int, bool], BilinearTaps] = {}
 
-    @functools.lru_cache(maxsize=4)  # noqa: B019 - one decoder per Reconstructor
     def _taps(self, size: int, landmarks_only: bool) -> BilinearTaps:
-        uv = self.facemodel.uv[self.facemodel.landmark_indices] if landmarks_only else self.facemodel.uv
-        return BilinearTaps.of(uv, (size, size))
+        key = (size, landmarks_only)
+        if key not in self._cache:
+            uv = self.facemodel.uv[self.facemodel.landmark_indices] if landmarks_only else self.facemodel.uv
+            self._cache[key] = BilinearTaps.of(uv, (size, size))
+        return self._cache[key]
 
     def _sample(self, uv_map: np.ndarray, landmarks_only: bool) -> np.ndarray:
         g = uv_map.shape[-2]

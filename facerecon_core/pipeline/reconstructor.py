@@ -23,7 +23,7 @@ import numpy as np
 from facerecon_core import paths
 from facerecon_core.detect import Crop, DetectedFace, FaceDetector, LandmarkDetector
 from facerecon_core.facemodel import FaceModel
-from facerecon_core.inference import BundleError, ModelBundle, NetworkOutput
+from facerecon_core.inference import BundleError, ModelBundle
 from facerecon_core.pipeline import crop as crop_stage
 from facerecon_core.pipeline import texture as texture_stage
 from facerecon_core.pipeline.decode import DecodedFace, Decoder
@@ -169,7 +169,8 @@ class Reconstructor:
         ``refine``: photometric refinement steps (None: the constructor's); ``on_refine_step(step,
         steps, terms)`` gets the per-term losses after each step. Details that do not belong in a
         :class:`FaceReconstruction` (detections, both crops, whether the re-crop was accepted, the
-        final refinement losses) are in :attr:`last_run` afterwards."""
+        final refinement losses) are in :attr:`last_run` afterwards. ``timings`` (ms) are per photo:
+        with several faces they are batched through the network together and share the stage times."""
         steps = self.refine_steps if refine is None else int(refine)
         report = progress or self.progress
         self._cancel.clear()

@@ -67,6 +67,8 @@ def train(args: TrainArgs) -> Progress:
     facemodel = FaceModel.load(args.facemodel)
     torch.manual_seed(args.seed)
     net = DualStreamNet(config, facemodel).to(dist.device)
+    if dist.world > 1 and dist.device.type == "cuda":
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # batch statistics over all processes
     stage = make_stage(args.stage, net, config, facemodel, dist.world, args.freeze_bn)
     progress = _restore(args, config, facemodel, net, stage, dist.main)
     broadcast_module(net, dist.world)

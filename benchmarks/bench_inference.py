@@ -1,0 +1,211 @@
+"""Benchmark photo → 3D face inference: ms per stage for one face, throughput over a folder, peak memory.
+
+Stages (median over ``--repeat`` runs of one photo after a warm-up): detect (dlib HOG + 68 landmarks),
+crop (both 3DDFA_V2 crops), network (both passes), decode (UV maps → meshes), texture, write (OBJ +
+GLB + PLY + NPZ + overlay), and end to end (load → write). Throughput: every photo of ``--photos``
+(first ``--count``), reconstructed and written one after the other. Each runtime (onnxruntime,
+torch) runs in its own subprocess, so its peak memory (``ru_maxrss``) is its own; the Python-heap
+peak (``tracemalloc``, numpy included, onnxruntime's arena not) is measured in a separate pass so it
+does not slow the timings. Targets: ≤ 300 ms per face end to end without refinement, peak ≤ 1.5 GB.
+
+``--model`` defaults to the shipped bundle (``facerecon_core/data/model/``); when there is none, a
+temporary bundle is exported from an untrained ``training/configs/cpu.yaml`` network (same graph and
+cost as a trained one) and the output says so. Prints a Markdown table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from facerecon_core import paths
+
+TARGET_MS, TARGET_PEAK_MB = 300.0, 1536.0
+STAGES = ("detect", "crop", "network", "decode", "texture", "write")
+FORMATS = ("obj", "glb", "ply", "npz")
+
+
+def build_untrained_bundle(out: Path) -> tuple[Path, Path]:
+    """Export an untrained cpu.yaml network (face model + a 3-component albedo basis) into ``out``."""
+    import numpy as np
+    import torch
+
+    from facerecon_core.facemodel import FaceModel
+    from facerecon_core.inference.export import export_bundle
+    from facerecon_core.model import Config, DualStreamNet
+
+    fm = FaceModel.load()
+    if fm.n_albedo == 0:  # the graphs need at least one albedo coefficient
+        rng = np.random.default_rng(1)
+        basis = (0.02 * rng.standard_normal((3,) + fm.albedo_mean.shape)).astype(np.float32)
+        fm = dataclasses.replace(fm, albedo_basis=basis, albedo_scale=np.ones(3, np.float32),
+                                 content_hash="bench-albedo3-" + fm.content_hash)
+    fm_path = out / "facemodel.npz"
+    fm.save(fm_path)
+    torch.manual_seed(0)
+    config = Config.load(paths.REPO_ROOT / "training" / "configs" / "cpu.yaml")
+    net = DualStreamNet(config, fm).eval()
+    ckpt = {"format": "facerecon-checkpoint-1", "stage": "untrained", "config": config.to_dict(),
+            "model": net.state_dict(), "discriminator": None, "optimizers": {}, "step": 0, "epoch": 0,
+            "batch_in_epoch": 0, "best_metric": None, "facemodel_hash": fm.content_hash}
+    torch.save(ckpt, out / "untrained.pt")
+    export_bundle(out / "untrained.pt", out / "model", fm, verify=False)
+    return out / "model", fm_path
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """Measure one runtime in this process (called in a subprocess by ``main``)."""
+    from facerecon_core import export
+    from facerecon_core.io.photo import find_photos
+    from facerecon_core.pipeline import Reconstructor
+    from facerecon_core.pipeline.detect import load_image
+
+    photos = find_photos(args.photos)[: args.count]
+    t0 = time.perf_counter()
+    rec = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.worker, device="cpu",
+                        texture_size=args.texture_size)
+    load_s = time.perf_counter() - t0
+    outdir = Path(tempfile.mkdtemp(prefix="bench_inference_"))
+
+    writers = {"obj": export.write_obj, "glb": export.write_glb, "ply": export.write_ply, "npz": export.write_npz}
+
+    def one(photo: Path, name: str) -> dict[str, float]:
+        start = time.perf_counter()
+        image, source = load_image(photo)
+        recs = rec.reconstruct(image, source=source)
+        timings = dict(recs[0].timings)
+        timings["reconstruct"] = (time.perf_counter() - start) * 1000.0
+        t = time.perf_counter()
+        for k, r in enumerate(recs):  # what write_all does, format by format
+            base = outdir / f"{name}_{k}"
+            for fmt, writer in writers.items():
+                t_fmt = time.perf_counter()
+                writer(r, base.with_suffix("." + fmt))
+                timings[f"write_{fmt}"] = timings.get(f"write_{fmt}", 0.0) + (time.perf_counter() - t_fmt) * 1000
+            t_fmt = time.perf_counter()
+            export.write_overlay(r, image, base.with_name(base.name + "_overlay.png"))
+            timings["write_overlay"] = timings.get("write_overlay", 0.0) + (time.perf_counter() - t_fmt) * 1000
+        timings["write"] = (time.perf_counter() - t) * 1000.0
+        timings["end_to_end"] = (time.perf_counter() - start) * 1000.0
+        return timings
+
+    one(photos[0], "warmup")  # numba kernels, onnxruntime / torch first-run allocations
+    runs = [one(photos[0], "single") for _ in range(args.repeat)]
+    keys = (*STAGES, "reconstruct", "end_to_end", *(f"write_{f}" for f in (*FORMATS, "overlay")))
+    single = {k: statistics.median(r[k] for r in runs) for k in keys}
+
+    start = time.perf_counter()
+    done = 0
+    for i, photo in enumerate(photos):
+        try:
+            one(photo, f"p{i}")
+            done += 1
+        except Exception as exc:  # a photo without a detectable face: counted, not fatal
+            print(f"  skipped {photo.name}: {exc}", file=sys.stderr)
+    folder_s = time.perf_counter() - start
+
+    tracemalloc.start()
+    one(photos[0], "traced")
+    heap_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    import shutil
+
+    shutil.rmtree(outdir, ignore_errors=True)
+    return {
+        "runtime": args.worker, "providers": rec.bundle.providers, "load_s": round(load_s, 2),
+        "single_ms": {k: round(v, 1) for k, v in single.items()},
+        "folder": {"photos": len(photos), "done": done, "seconds": round(folder_s, 2),
+                   "photos_per_s": round(done / folder_s, 2) if folder_s else None,
+                   "ms_per_photo": round(1000 * folder_s / max(done, 1), 1)},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_python_heap_mb": round(heap_peak / 2**20, 1),
+        "torch_imported": "torch" in sys.modules,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="model bundle (default: the shipped one)")
+    parser.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the built one)")
+    parser.add_argument("--photos", type=Path, default=paths.shared_dir() / "faces" / "prnet_aflw2000")
+    parser.add_argument("--count", type=int, default=10, help="photos for the throughput run (default 10)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of one photo for the per-stage times")
+    parser.add_argument("--texture-size", type=int, default=512)
+    parser.add_argument("--runtimes", default="onnx,torch")
+    parser.add_argument("--worker", choices=("onnx", "torch"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+
+    note = ""
+    tmp = None
+    model = args.model or paths.default_model_dir()
+    facemodel = args.facemodel
+    if not (model / "manifest.json").is_file():
+        if args.model is not None:
+            sys.exit(f"no model bundle at {model}")
+        tmp = tempfile.TemporaryDirectory(prefix="bench_bundle_")
+        print(f"no shipped bundle at {model}: exporting a temporary one from an UNTRAINED cpu.yaml network "
+              "(timings are representative, reconstructions are not)", file=sys.stderr)
+        code = ("import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); "
+                "from bench_inference import build_untrained_bundle; "
+                f"print(*build_untrained_bundle(Path({tmp.name!r})), sep='\\n')")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.REPO_ROOT)
+        if out.returncode:
+            sys.exit(f"could not build the temporary bundle:\n{out.stderr[-2000:]}")
+        model, facemodel = (Path(p) for p in out.stdout.strip().splitlines()[-2:])
+        note = "untrained cpu.yaml network (temporary bundle)"
+
+    results = []
+    for runtime in [r.strip() for r in args.runtimes.split(",") if r.strip()]:
+        cmd = [sys.executable, __file__, "--worker", runtime, "--model", str(model), "--photos", str(args.photos),
+               "--count", str(args.count), "--repeat", str(args.repeat), "--texture-size", str(args.texture_size)]
+        if facemodel:
+            cmd += ["--facemodel", str(facemodel)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(paths.REPO_ROOT)})
+        if out.returncode:
+            sys.exit(f"{runtime} worker failed:\n{out.stderr[-3000:]}")
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    print(f"## Inference ({note or model}; texture {args.texture_size}², CPU, {os.cpu_count()} cores)\n")
+    print("ms per face (median of one photo); *reconstruct* = load → texture (no files), *end to end* = "
+          "+ writing OBJ, GLB, PLY, NPZ and the overlay\n")
+    print("| runtime | " + " | ".join(STAGES) + " | reconstruct | end to end | folder ms/photo | photos/s | "
+          "peak RSS MB | py-heap MB | torch imported |")
+    print("|---" * (len(STAGES) + 8) + "|")
+    for r in results:
+        s = r["single_ms"]
+        print(f"| {r['runtime']} | " + " | ".join(f"{s[k]:.1f}" for k in STAGES)
+              + f" | {s['reconstruct']:.1f} | {s['end_to_end']:.1f} | {r['folder']['ms_per_photo']:.1f} | "
+              + f"{r['folder']['photos_per_s']} | {r['peak_rss_mb']:.0f} | {r['peak_python_heap_mb']:.0f} | "
+              + f"{r['torch_imported']} |")
+    print("\nwrite, ms per format: " + ", ".join(
+        f"{r['runtime']}: " + " ".join(f"{f} {r['single_ms']['write_' + f]:.0f}" for f in (*FORMATS, "overlay"))
+        for r in results))
+    print(f"\ntargets: ≤ {TARGET_MS:.0f} ms per face end to end, peak ≤ {TARGET_PEAK_MB:.0f} MB; "
+          f"folder: {results[0]['folder']['done']} of {results[0]['folder']['photos']} photos of {args.photos}; "
+          f"load average at the end {os.getloadavg()[0]:.1f} (other processes share the cores)")
+    summary = {"model": note or str(model), "texture_size": args.texture_size, "results": results,
+               "targets": {"end_to_end_ms": TARGET_MS, "peak_mb": TARGET_PEAK_MB},
+               "load_average": round(os.getloadavg()[0], 2),
+               "meets_targets": {r["runtime"]: {"reconstruct": r["single_ms"]["reconstruct"] <= TARGET_MS,
+                                                "end_to_end": r["single_ms"]["end_to_end"] <= TARGET_MS,
+                                                "peak": r["peak_rss_mb"] <= TARGET_PEAK_MB} for r in results}}
+    if tmp is not None:
+        tmp.cleanup()
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Headless batch: every photo of a folder → one .blend (and optionally one .glb) per face.
+
+Runs in ``blender -b`` and in plain Python with the ``bpy`` module; see ``scripts/batch_reconstruct.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="batch_reconstruct.py",
+                                     description="Reconstruct every photo of a folder into .blend files (and GLB).")
+    parser.add_argument("--input", required=True, type=Path, help="folder of photos (or one photo)")
+    parser.add_argument("--output", required=True, type=Path, help="output folder")
+    parser.add_argument("--refine", type=int, default=0, help="photometric refinement steps (needs PyTorch)")
+    parser.add_argument("--glb", action="store_true", help="also write NAME.glb per face")
+    parser.add_argument("--all-faces", action="store_true", help="every face of a photo, not only the largest")
+    parser.add_argument("--texture-size", type=int, default=1024)
+    parser.add_argument("--no-camera", action="store_true", help="no photo camera in the .blend")
+    parser.add_argument("--no-shape-keys", action="store_true")
+    parser.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled one)")
+    parser.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the bundled one)")
+    return parser.parse_args(argv)
+
+
+def list_photos(folder: Path) -> list[Path]:
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise SystemExit(f"batch_reconstruct: input {folder} is not a folder or file")
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and (p.suffix.lower() in PHOTO_SUFFIXES or p.suffix == ""))
+
+
+def main(argv: list[str]) -> int:
+    import bpy
+
+    from . import reconstruct, scene
+
+    args = parse_args(argv)
+    photos = list_photos(args.input)
+    args.output.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], 0
+    start = time.perf_counter()
+    for photo in photos:
+        t0 = time.perf_counter()
+        try:
+            result = reconstruct.run(photo, refine=args.refine, all_faces=args.all_faces,
+                                     texture_size=args.texture_size, bundle_dir=args.model, facemodel=args.facemodel)
+        except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:
+            failed += 1
+            rows.append(("FAILED", photo.name, str(exc) or "cancelled", time.perf_counter() - t0))
+            print(f"[facerecon] FAILED {photo.name}: {exc}", flush=True)
+            continue
+        written = []
+        try:
+            from facerecon_core.export import write_glb
+            from facerecon_core.export.blender import object_name
+
+            for i, rec in enumerate(result.faces):
+                name = object_name(rec.source or str(photo), i, len(result.faces))
+                bpy.ops.wm.read_homefile(use_empty=True)
+                one = reconstruct.Result(faces=[rec], photo_size=result.photo_size,
+                                         model_version=result.model_version, exp_basis=result.exp_basis,
+                                         timings=result.timings)
+                objects, _ = scene.build_result(one, texture_size=args.texture_size,
+                                                shape_keys=not args.no_shape_keys, camera=not args.no_camera,
+                                                scene=bpy.context.scene)
+                objects[0].name = name
+                blend = args.output / f"{name}.blend"
+                bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False, compress=True)
+                written.append(blend.name)
+                if args.glb:
+                    from dataclasses import replace
+
+                    from facerecon_core.export import MM_TO_M  # noqa: F401 - GLB is in metres, model frame
+                    from facerecon_core.export._common import resize_texture
+
+                    glb = write_glb(replace(rec, albedo=resize_texture(rec.albedo, args.texture_size)),
+                                    args.output / f"{name}.glb")
+                    written.append(Path(glb).name)
+            for warning in result.warnings:
+                print(f"[facerecon] warning {photo.name}: {warning}", flush=True)
+            rows.append(("OK", photo.name, ", ".join(written), time.perf_counter() - t0))
+            print(f"[facerecon] OK {photo.name} -> {', '.join(written)}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - one bad photo must not stop the batch
+            failed += 1
+            rows.append(("FAILED", photo.name, f"writing failed: {type(exc).__name__}: {reconstruct.one_line(exc)}",
+                         time.perf_counter() - t0))
+            print(f"[facerecon] FAILED {photo.name}: {rows[-1][2]}", flush=True)
+    total = time.perf_counter() - start
+    print("\nfacerecon batch summary")
+    print(f"| status | photo | output / reason | seconds |\n|---|---|---|---|")
+    for status, name, what, seconds in rows:
+        print(f"| {status} | {name} | {what} | {seconds:.1f} |")
+    print(f"{len(photos)} photos: {len(photos) - failed} ok, {failed} failed, {total:.1f} s", flush=True)
+    if not photos:
+        print("no photos found", flush=True)
+        return 2
+    return 1 if failed else 0

@@ -1,0 +1,64 @@
+"""``facerecon eval``: evaluate a model bundle against its peers (synthetic geometry, landmarks,
+texture, speed) and write a report folder (report.md, results.json, per_vertex.npz, plots)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facerecon_core import paths
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("eval", help="evaluate a model bundle and its peers; write a report",
+                            description=__doc__)
+    parser.add_argument("--suite", action="append", default=None,
+                        choices=["synthetic", "landmarks", "photometric", "speed", "all"],
+                        help="suite to run (repeatable; default: all)")
+    parser.add_argument("--model", type=Path, default=None, help="model bundle folder (from `facerecon export`)")
+    parser.add_argument("--ablation", type=Path, nargs="+", default=None, metavar="MODEL_DIR",
+                        help="several bundles evaluated side by side (named by folder); replaces --model")
+    parser.add_argument("--peer", action="append", default=None, choices=["3ddfa_v2", "mean-face", "fit"],
+                        help="peer to compare with (repeatable; default: all three; see --no-peers)")
+    parser.add_argument("--no-peers", action="store_true", help="evaluate the bundle(s) only")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out synthetic faces (default 0)")
+    parser.add_argument("--count", type=int, default=500, help="number of synthetic faces (default 500)")
+    parser.add_argument("--photos", type=int, default=None, help="use only the first N annotated photos")
+    parser.add_argument("--facemodel", type=Path, default=None,
+                        help=f"face-model asset (default: ${paths.FACEMODEL_ENV}, else "
+                             "facerecon_core/data/facemodel.npz)")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    parser.add_argument("--out", type=Path, required=True, help="report folder (REPORT_DIR)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(run=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from facerecon_core.eval.peers import PEER_NAMES, OursPeer, make_peers
+    from facerecon_core.eval.suites import run_eval
+    from facerecon_core.facemodel import FaceModel
+    from facerecon_core.inference import BundleError
+
+    model = FaceModel.load(args.facemodel)
+    suites = args.suite or ["all"]
+    bundles = list(args.ablation or ([args.model] if args.model else []))
+    try:
+        ours = [OursPeer.load(d, model, name=(d.name if args.ablation else "ours"), threads=args.threads)
+                for d in bundles]
+    except BundleError as exc:
+        print(f"facerecon eval: error: {exc}", file=sys.stderr)
+        return 2
+    if not ours and ("photometric" in suites or "all" in suites) and args.suite:
+        print("facerecon eval: error: --suite photometric needs --model", file=sys.stderr)
+        return 2
+    names = [] if args.no_peers else (args.peer or list(PEER_NAMES))
+    methods = ours + make_peers(names, model, threads=args.threads)
+    if not methods:
+        print("facerecon eval: error: nothing to evaluate (give --model, --ablation or --peer)", file=sys.stderr)
+        return 2
+    meta = {"model": ", ".join(str(b) for b in bundles)}
+    run_eval(methods, model, suites, args.out, seed=args.seed, count=args.count, verbose=not args.quiet,
+             photo_limit=args.photos, meta=meta)
+    print(f"wrote {args.out / 'report.md'}")
+    return 0
