@@ -121,16 +121,7 @@ class Fitter:
         if self.config.photometric_steps > 0:
             image = self._photo_tensor(crops)
             losses["photometric"] = self._run(params, target, size, image, progress)
-        with torch.no_grad():
-            projected = self._project_landmarks(params, size)
-            error = landmark_error(projected, target)
-        cpu = lambda p: p.detach().cpu().numpy()  # noqa: E731
-        return FitResult(
-            id_coeff=cpu(params.id), exp_coeff=cpu(params.exp), albedo_coeff=cpu(params.albedo),
-            angles=cpu(params.angles), translation=cpu(params.translation), sh=cpu(params.sh),
-            offsets=None if params.offsets is None else cpu(params.offsets),
-            landmarks=cpu(projected), landmark_error=cpu(error), crop_size=size, losses=losses,
-        )
+        return self._result(params, target, size, losses)
 
     def refine(self, crops: np.ndarray, landmarks: np.ndarray, shape: np.ndarray, angles: np.ndarray,
                translation: np.ndarray, sh: np.ndarray, albedo: np.ndarray | None = None, progress: bool = False,
@@ -156,15 +147,18 @@ class Fitter:
         target = t(landmarks)
         losses = {"photometric": self._run(params, target, size, self._photo_tensor(crops), progress,
                                            init_light=False, callback=callback)}
-        with torch.no_grad():
-            projected = self._project_landmarks(params, size)
-            error = landmark_error(projected, target)
+        return self._result(params, target, size, losses)
+
+    @torch.no_grad()
+    def _result(self, params: _Params, target: torch.Tensor, size: int, losses: dict) -> FitResult:
+        projected = self._project_landmarks(params, size)
         cpu = lambda p: p.detach().cpu().numpy()  # noqa: E731
         return FitResult(
             id_coeff=cpu(params.id), exp_coeff=cpu(params.exp), albedo_coeff=cpu(params.albedo),
             angles=cpu(params.angles), translation=cpu(params.translation), sh=cpu(params.sh),
             offsets=None if params.offsets is None else cpu(params.offsets),
-            landmarks=cpu(projected), landmark_error=cpu(error), crop_size=size, losses=losses,
+            landmarks=cpu(projected), landmark_error=cpu(landmark_error(projected, target)), crop_size=size,
+            losses=losses,
         )
 
     # ------------------------------------------------------------------------ stages
