@@ -47,23 +47,21 @@ def vertex_normals(verts: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return out[0] if single else out
 
 
-def sh_basis(normals: np.ndarray) -> np.ndarray:
-    """The 9 irradiance SH basis values (..., 9) of unit normals (..., 3) (order as in torch)."""
+def sh_basis(normals):
+    """The 9 irradiance SH basis values (..., 9) of unit normals (..., 3): numpy arrays or torch tensors.
+
+    Order: 1, y, z, x, xy, yz, 3z² − 1, xz, x² − y² (l = 0, 1, 2; m = −l..l), each scaled by its
+    Lambertian convolution constant (π, 2π/3, π/4) and divided by the first one's, so that
+    coefficients (1, 0, …, 0) give irradiance 1.
+    """
     x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
-    return np.stack(
-        [
-            np.ones_like(x),
-            _K1 * y,
-            _K1 * z,
-            _K1 * x,
-            _K2 * x * y,
-            _K2 * y * z,
-            _K20 * (3.0 * z * z - 1.0),
-            _K2 * x * z,
-            _K22 * (x * x - y * y),
-        ],
-        axis=-1,
-    )
+    terms = [x * 0 + 1, _K1 * y, _K1 * z, _K1 * x, _K2 * x * y, _K2 * y * z, _K20 * (3.0 * z * z - 1.0),
+             _K2 * x * z, _K22 * (x * x - y * y)]
+    if isinstance(normals, np.ndarray):
+        return np.stack(terms, axis=-1)
+    import torch
+
+    return torch.stack(terms, dim=-1)
 
 
 def sh_shading(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:

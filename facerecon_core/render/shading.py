@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-# Lambertian-convolved real SH (Ramamoorthi & Hanrahan 2001: A0 = pi, A1 = 2pi/3,
-# A2 = pi/4) divided by A0 * Y00, so that coefficients (1, 0, ..., 0) give irradiance 1.
-_K1 = 2.0 / math.sqrt(3.0)  # (2/3) * sqrt(3)
-_K2 = math.sqrt(15.0) / 4.0  # (1/4) * sqrt(15)
-_K20 = math.sqrt(5.0) / 8.0  # (1/4) * sqrt(5) / 2
-_K22 = math.sqrt(15.0) / 8.0  # (1/4) * sqrt(15) / 2
+from .numpy_render import sh_basis  # one implementation for numpy arrays and torch tensors
 
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -47,30 +40,6 @@ def vertex_normals_torch(verts: torch.Tensor, tri: torch.Tensor) -> torch.Tensor
     for k in range(3):
         normals = normals.index_add(0, idx[:, k], face)
     return F.normalize(normals.view(n_vert, n_batch, 3).transpose(0, 1), dim=-1, eps=1e-12)
-
-
-def sh_basis(normals: torch.Tensor) -> torch.Tensor:
-    """The 9 irradiance SH basis values [..., 9] of unit normals [..., 3].
-
-    Order: 1, y, z, x, xy, yz, 3z^2 - 1, xz, x^2 - y^2 (l = 0, 1, 2; m = -l..l), each
-    scaled by its Lambertian convolution constant and normalised so that the first
-    basis function is 1.
-    """
-    x, y, z = normals.unbind(-1)
-    return torch.stack(
-        [
-            torch.ones_like(x),
-            _K1 * y,
-            _K1 * z,
-            _K1 * x,
-            _K2 * x * y,
-            _K2 * y * z,
-            _K20 * (3.0 * z * z - 1.0),
-            _K2 * x * z,
-            _K22 * (x * x - y * y),
-        ],
-        dim=-1,
-    )
 
 
 def sh_shading(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
