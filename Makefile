@@ -35,6 +35,8 @@ bench: setup $(FACEMODEL)
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_blender.py
 
 clean:
 	rm -rf out dist .pytest_cache
