@@ -218,11 +218,8 @@ def _fast_speed(speed_suite):
 def test_ablation_configs_load():
     from facerecon_core import paths
     from facerecon_core.model import Config
-    from facerecon_core.model.config import ConfigError
 
     folder = paths.REPO_ROOT / "training" / "configs" / "ablations"
     for n in (8, 16, 32):
         assert Config.load(folder / f"regions_{n}.yaml").model.texture.n_regions == n
-    # the model has no switch for "no expression ASM" yet: the config names the key it needs
-    with pytest.raises(ConfigError, match="expression_asm"):
-        Config.load(folder / "no_expression_asm.yaml")
+    assert Config.load(folder / "no_expression_asm.yaml").model.geometry.expression_asm is False

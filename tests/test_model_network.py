@@ -148,3 +148,23 @@ def test_onnx_export_of_the_inference_path(cpu_config, facemodel, tmp_path):
         assert g.shape == tuple(w.shape)
         if g.size:  # p_t is empty while the face model has no albedo basis
             np.testing.assert_allclose(g, w.numpy(), rtol=1e-3, atol=1e-2)
+
+
+def test_without_the_expression_asm_one_map_is_the_whole_shape(facemodel):
+    """The ablation of Sec. IV-E.1: no D_exp, A_exp ≡ 0, L_asm on the sum, no L_sym."""
+    import torch
+
+    from facerecon_core import paths
+    from facerecon_core.model.losses import GeometryLoss
+
+    config = Config.load(paths.REPO_ROOT / "training" / "configs" / "ablations" / "no_expression_asm.yaml")
+    net = DualStreamNet(config, facemodel).eval()
+    assert net.decoder_exp is None
+    out = net.geometry(torch.rand(1, 3, 128, 128))
+    assert torch.count_nonzero(out.A_exp) == 0
+    loss = GeometryLoss(config.losses.geometry, facemodel, 128, expression_asm=False)
+    batch = {"asm_id": out.A_id.detach() * 0.5, "asm_exp": out.A_id.detach() * 0.5, "angles": torch.zeros(1, 3),
+             "translation": torch.tensor([[0.0, 0.0, -906.0]]), "sh": torch.zeros(1, 3, 9),
+             "albedo_coeff": torch.zeros(1, facemodel.n_albedo)}
+    terms = loss(out, batch, net.asm_to_vertices(out.I_g))
+    assert float(terms["asm"]) < 1e-10 and float(terms["sym"]) == 0.0

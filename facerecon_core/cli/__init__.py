@@ -7,8 +7,9 @@ import sys
 
 from facerecon_core import __version__
 from facerecon_core.cli import assets, data, export, reconstruct, train
+from facerecon_core.cli import eval as eval_cmd
 
-COMMANDS = (assets, data, train, export, reconstruct)
+COMMANDS = (assets, data, train, export, reconstruct, eval_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -199,7 +199,8 @@ def _markdown(results: dict) -> str:
                   "`all_annotated`.", "",
                   "| set | n | " + " | ".join(f"{n} 2D" for n in names) + " |", "|---|---|" + "---|" * len(names)]
         for set_name, s in lm["sets"].items():
-            lines.append(f"| {set_name} | {s['n']} | " + " | ".join(_f(100 * s['nme_2d'][n], 2) + "%" for n in names)
+            n = f"{s['n']} ({s['undetected']} boxed from the annotation)" if s.get("undetected") else f"{s['n']}"
+            lines.append(f"| {set_name} | {n} | " + " | ".join(_f(100 * s['nme_2d'][n], 2) + "%" for n in names)
                          + " |")
         with3d = {k: v for k, v in lm["sets"].items() if "nme_3d" in v}
         for set_name, s in with3d.items():

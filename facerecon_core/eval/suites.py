@@ -183,24 +183,35 @@ def prepare_photo(image: np.ndarray, hint: np.ndarray | None = None) -> Prepared
     """Detect → landmarks → 3DDFA_V2 landmark crop: what every method is fed for a photo.
 
     The stand-in for the reconstruction pipeline's front end (swap for ``facerecon_core.reconstruct``
-    once it exists). With several faces, the one closest to ``hint`` (annotated landmarks) is used;
-    with none, the crop is taken from ``hint`` and ``detected`` is False."""
-    from facerecon_core.detect import detect_faces
+    once it exists). With several faces, the one closest to ``hint`` (annotated landmarks) is used.
+    When no detected face matches the annotation (centre farther than half the annotation's box
+    size), the CNN detector is tried; failing that, the landmarks are predicted inside the
+    annotation's bounding box and ``detected`` is False (reported)."""
+    from facerecon_core.detect import FaceBox, FaceDetector, LandmarkDetector, detect_faces
 
     t = time.perf_counter()
     faces = detect_faces(image)
-    ms = 1000.0 * (time.perf_counter() - t)
-    if faces:
-        if hint is not None:
-            centre = np.asarray(hint)[:, :2].mean(axis=0)
-            face = min(faces, key=lambda f: float(np.linalg.norm(f.landmarks.mean(axis=0) - centre)))
-        else:
-            face = faces[0]
-        lms, detected = face.landmarks.astype(np.float64), True
-    elif hint is not None:
-        lms, detected = np.asarray(hint, np.float64)[:, :2], False
+    face, detected = None, True
+    if hint is not None:
+        centre = np.asarray(hint)[:, :2].mean(axis=0)
+        size = metrics.bbox_size(hint)
+
+        def matching(found):
+            near = [f for f in found if np.linalg.norm(f.landmarks.mean(axis=0) - centre) < 0.5 * size]
+            return min(near, key=lambda f: float(np.linalg.norm(f.landmarks.mean(axis=0) - centre)), default=None)
+
+        face = matching(faces) or matching(detect_faces(image, FaceDetector(method="cnn")))
+        if face is None:
+            lo, hi = np.asarray(hint)[:, :2].min(axis=0), np.asarray(hint)[:, :2].max(axis=0)
+            box = FaceBox(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+            lms, detected = LandmarkDetector().detect(image, box).astype(np.float64), False
+    elif faces:
+        face = faces[0]
     else:
         raise ValueError("no face found")
+    if face is not None:
+        lms = face.landmarks.astype(np.float64)
+    ms = 1000.0 * (time.perf_counter() - t)
     crop = Crop.from_landmarks(lms, CROP_SIZE)
     return PreparedPhoto(image, crop, crop.apply(image), lms, ms, detected)
 

@@ -37,6 +37,7 @@ class GeometryConfig:
     decoder_widths: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 256, 128, 64])
     id_scale_mm: float = 50.0  # A_id = mean-shape map + id_scale_mm · tanh(·) (BFM identities depart ≤ 13 mm)
     exp_scale_mm: float = 40.0  # A_exp = exp_scale_mm · tanh(·) (expression offsets reach 34 mm)
+    expression_asm: bool = True  # False: the ablation of Sec. IV-E.1, one map (A_id) for the whole shape, A_exp ≡ 0
     psn_hidden: int = 512
 
 

@@ -74,11 +74,13 @@ def laplacian_loss(vertices: torch.Tensor, laplacian: Laplacian, unit_mm: float 
 class GeometryLoss(nn.Module):
     """L_gs (eq. 8) of a geometry-stream :class:`Output` against a batch with ``asm_id``, ``asm_exp``
     and the parameter targets. ``vertices`` (the I_g samples at the vertex UVs) feed L_reg; L_sym
-    runs over the UV face region (outside it A_id is unconstrained: W = 0 there)."""
+    runs over the UV face region (outside it A_id is unconstrained: W = 0 there). Without the
+    expression ASM (``expression_asm=False``, the ablation), A_id is the whole shape: L_asm compares
+    it with Â_id + Â_exp, and L_sym is off (an expressive face is not symmetric)."""
 
-    def __init__(self, weights: GeometryWeights, facemodel, asm_size: int) -> None:
+    def __init__(self, weights: GeometryWeights, facemodel, asm_size: int, expression_asm: bool = True) -> None:
         super().__init__()
-        self.w = weights
+        self.w, self.expression_asm = weights, expression_asm
         self.register_buffer("weight_mask", torch.from_numpy(np.asarray(facemodel.weight_mask(asm_size),
                                                                          np.float32)), persistent=False)
         self.register_buffer("face_mask", torch.from_numpy(np.asarray(facemodel.face_mask(asm_size), np.float32)),
@@ -87,10 +89,17 @@ class GeometryLoss(nn.Module):
 
     def forward(self, out: Output, batch: dict[str, torch.Tensor], vertices: torch.Tensor) -> dict[str, torch.Tensor]:
         w = self.w
+        if self.expression_asm:
+            asm = asm_loss(out.A_id, out.A_exp, batch["asm_id"], batch["asm_exp"], self.weight_mask, w.unit_mm)
+            sym = symmetry_loss(out.A_id, w.unit_mm, self.face_mask)
+        else:
+            zero = torch.zeros_like(out.A_id)
+            asm = asm_loss(out.A_id, zero, batch["asm_id"] + batch["asm_exp"], zero, self.weight_mask, w.unit_mm)
+            sym = out.A_id.new_zeros(())
         terms = {
             "p": parametric_loss(out.params, target_params(batch), w.tau),
-            "asm": asm_loss(out.A_id, out.A_exp, batch["asm_id"], batch["asm_exp"], self.weight_mask, w.unit_mm),
-            "sym": symmetry_loss(out.A_id, w.unit_mm, self.face_mask),
+            "asm": asm,
+            "sym": sym,
             "reg": laplacian_loss(vertices, self.laplacian, w.unit_mm),
         }
         terms["total"] = w.p * terms["p"] + w.asm * terms["asm"] + w.sym * terms["sym"] + w.reg * terms["reg"]
@@ -250,7 +259,7 @@ class DualStreamLoss(nn.Module):
                  pretrained: bool = True) -> None:
         super().__init__()
         m = config.model
-        self.geometry = GeometryLoss(config.losses.geometry, facemodel, m.geometry.asm_size)
+        self.geometry = GeometryLoss(config.losses.geometry, facemodel, m.geometry.asm_size, m.geometry.expression_asm)
         self.texture = TextureLoss(config.losses.texture, pretrained)
         self.fusion = FusionLoss(config.losses.fusion, m.input_size, identity_path) if fusion else None
 

@@ -67,7 +67,8 @@ class DualStreamNet(nn.Module):
         d = cfg.encoder.latent_dim
         mean_shape_map = torch.from_numpy(facemodel.to_uv_map(facemodel.mean_shape, g.asm_size)).permute(2, 0, 1)
         self.decoder_id = AttributeDecoder(d, g.asm_size, g.decoder_widths, g.id_scale_mm, mean_shape_map)
-        self.decoder_exp = AttributeDecoder(d, g.asm_size, g.decoder_widths, g.exp_scale_mm)
+        self.decoder_exp = (AttributeDecoder(d, g.asm_size, g.decoder_widths, g.exp_scale_mm) if g.expression_asm
+                            else None)
         self.psn = ParametricSubnet(d, facemodel.n_albedo, g.psn_hidden)
         self.texture_net = TextureGenerator(t.tex_size, cfg.input_size, t.widths, t.n_regions, t.k_init,
                                             t.landmark_sigma)
@@ -93,8 +94,9 @@ class DualStreamNet(nn.Module):
         return self.encoder(image)
 
     def decode_asm(self, f_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A_id, A_exp) [B, 3, G, G] in mm (eq. 2)."""
-        return self.decoder_id(f_l), self.decoder_exp(f_l)
+        """(A_id, A_exp) [B, 3, G, G] in mm (eq. 2); A_exp ≡ 0 without the expression ASM."""
+        a_id = self.decoder_id(f_l)
+        return a_id, self.decoder_exp(f_l) if self.decoder_exp is not None else torch.zeros_like(a_id)
 
     def predict_params(self, f_l: torch.Tensor) -> Params:
         return Params(*self.psn(f_l))

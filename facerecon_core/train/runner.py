@@ -88,8 +88,8 @@ def train(args: TrainArgs) -> Progress:
     args.out.mkdir(parents=True, exist_ok=True)
     log = _Log(args.out, dist.main)
     start = time.monotonic()
-    total = args.max_steps or order.batches_per_epoch * args.epochs
-    bar = tqdm(total=total, initial=min(progress.step, total), desc=f"train {args.stage}",
+    total = args.max_steps or (order.batches_per_epoch * args.epochs if args.max_minutes is None else None)
+    bar = tqdm(total=total, initial=progress.step if total is None else min(progress.step, total), desc=f"train {args.stage}",
                disable=not (args.progress and dist.main), unit="step")
 
     def save(name: str) -> None:

@@ -62,8 +62,10 @@ class GeometryStage(Stage):
 
     def __init__(self, net, config, facemodel, world=1, freeze_bn=False):
         super().__init__(net, config, facemodel, world, freeze_bn)
-        self.loss = L.GeometryLoss(config.losses.geometry, facemodel, config.model.geometry.asm_size)
-        params = [p for m in (net.encoder, net.decoder_id, net.decoder_exp, net.psn) for p in m.parameters()]
+        g = config.model.geometry
+        self.loss = L.GeometryLoss(config.losses.geometry, facemodel, g.asm_size, g.expression_asm)
+        modules = (net.encoder, net.decoder_id, net.decoder_exp, net.psn)
+        params = [p for m in modules if m is not None for p in m.parameters()]
         self.optimizer = self.adam(params, config.train.lr_geometry)
 
     def optimizers(self):
