@@ -144,7 +144,7 @@ def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, 
         state = load_checkpoint(last)
         if state["stage"] != args.stage:
             raise CheckpointError(f"{last} is a {state['stage']} run, not {args.stage}")
-        if state["config"] != dataclasses.asdict(config):
+        if dataclasses.asdict(Config.from_dict(state["config"])) != dataclasses.asdict(config):  # defaults filled in
             raise CheckpointError(f"{last} was trained with a different config than {args.config}")
         net.load_state_dict(model_state(state["model"]))
         if stage.discriminator is not None and state["discriminator"] is not None:
