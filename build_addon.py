@@ -76,13 +76,10 @@ WHEELS = {
     "dlib": "dlib-bin==20.0.1.post1",
     "PIL": "pillow==13.0.0",
     "scipy": "scipy==1.17.1",
-    "numba": "numba==0.68.1",  # facemodel.uvmap's kernels
-    "llvmlite": "llvmlite==0.50.0",  # numba's compiler
 }
 # Older pins where the tested version has no wheel for the platform.
 PLATFORM_PINS = {
-    "macos-x64": {"onnxruntime": "onnxruntime==1.23.2", "dlib": "dlib-bin==19.24.6", "numba": "numba==0.62.1",
-                  "llvmlite": "llvmlite==0.45.1"},
+    "macos-x64": {"onnxruntime": "onnxruntime==1.23.2", "dlib": "dlib-bin==19.24.6"},
 }
 FACE_MODELS_REQ = "face-recognition-models==0.3.0"
 FACE_MODELS_KEEP = {"mmod_human_face_detector.dat", "shape_predictor_68_face_landmarks.dat"}
