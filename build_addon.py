@@ -28,11 +28,9 @@ import argparse
 import ast
 import base64
 import hashlib
-import io
 import json
 import os
 import platform as host_platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -241,7 +239,7 @@ def write_wheel(path: Path, dist: str, version: str, files: dict[str, bytes], ta
                 requires: list[str] = ()) -> Path:
     """A minimal, valid wheel (PEP 427) of ``files`` (arcname → bytes)."""
     dist_info = f"{dist}-{version}.dist-info"
-    metadata = [f"Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+    metadata = ["Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
     metadata += [f"Requires-Dist: {r}" for r in requires]
     files = dict(files)
     files[f"{dist_info}/METADATA"] = ("\n".join(metadata) + "\n").encode()

@@ -6,7 +6,6 @@ Runs in ``blender -b`` and in plain Python with the ``bpy`` module; see ``script
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def main(argv: list[str]) -> int:
             print(f"[facerecon] FAILED {photo.name}: {rows[-1][2]}", flush=True)
     total = time.perf_counter() - start
     print("\nfacerecon batch summary")
-    print(f"| status | photo | output / reason | seconds |\n|---|---|---|---|")
+    print("| status | photo | output / reason | seconds |\n|---|---|---|---|")
     for status, name, what, seconds in rows:
         print(f"| {status} | {name} | {what} | {seconds:.1f} |")
     print(f"{len(photos)} photos: {len(photos) - failed} ok, {failed} failed, {total:.1f} s", flush=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from facerecon_core.export._common import MM_TO_M, atomic_files, resize_texture
 from facerecon_core.export.gltf import TARGET_NAME, write_glb
-from facerecon_core.export.obj import obj_paths, write_obj
+from facerecon_core.export.obj import write_obj
 from facerecon_core.export.overlay import overlay_image, write_overlay
 from facerecon_core.export.ply import write_ply
 from facerecon_core.reconstruction import FaceReconstruction

@@ -153,7 +153,7 @@ def _write_bundle(tmp: Path, net: DualStreamNet, config: Config, ckpt: dict, che
     from facerecon_core.inference.torch_runtime import GeometryGraph, TextureGraph, full_state
 
     cfg = config.model
-    s, k = cfg.input_size, model.n_albedo
+    s = cfg.input_size
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(2, s, s, 3, generator=gen)
     lms = s * (0.25 + 0.5 * torch.rand(2, N_LANDMARKS, 2, generator=gen))
