@@ -112,9 +112,9 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     photos.mkdir()
     for name in ("image00050.jpg", "image00081.jpg"):
         (photos / name).symlink_to(shared_dir / "faces" / "prnet_aflw2000" / name)
-    camera = CropCamera(64)
+    camera = CropCamera(256)
     for kind in ("profiled", "texture"):
-        request = SynthRequest(kind, 4, seed=0, out=tmp_path / kind, res=64, facemodel=facemodel_path,
+        request = SynthRequest(kind, 4, seed=0, out=tmp_path / kind, res=256, facemodel=facemodel_path,
                                photos=photos, fits=tmp_path / "fits")
         synth(request, progress=False)
         data = storage.ShardedDataset(request.out)
@@ -126,9 +126,9 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
             assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
             assert np.abs(np.degrees(s["angles"][1])) <= 75.0 + 1e-3
             if kind == "texture":
-                assert s["uv_albedo"].shape == s["uv_texture"].shape == (64, 64, 3)
+                assert s["uv_albedo"].shape == s["uv_texture"].shape == (256, 256, 3)
                 assert 0.2 < s["uv_visibility"].mean() < 0.9
                 assert np.all(s["uv_texture"][~s["uv_visibility"]] == 0)
     first = storage.ShardedDataset(tmp_path / "texture")[0]  # the photo as taken: its own crop
-    assert first["image"].shape == (64, 64, 3)
+    assert first["image"].shape == (256, 256, 3)
     assert len(list((tmp_path / "fits").glob("*.npz"))) == 2  # fits cached once, shared by both kinds

@@ -24,9 +24,10 @@ from facerecon_core.fitting.photos import PhotoFit
 from facerecon_core.pose import CropCamera, euler_to_matrix, to_camera
 from facerecon_core.texture.unwrap import fill_occluded, unwrap_photo
 
-GENERATOR = "profiled-1"
+GENERATOR = "profiled-2"
 YAW_STEP = np.radians(15.0)
-MAX_STEPS = 3  # turn by at most 45° from the photo: larger turns show mostly mirrored texture
+STEP_WEIGHTS = np.array([5.0, 4.0, 3.0, 2.0, 1.0])  # turns of 1–5 steps (15°–75°); large turns (more
+# mirrored texture, more warping) are drawn less often
 MAX_YAW = np.radians(75.0)
 HEAD_CENTRE = np.array([0.0, 0.0, -70.0])  # mm in the model frame: the head turns about a point behind the face
 RINGS = (1.3, 1.7)  # outer control rings: scale of the face outline about the head centre
@@ -72,7 +73,7 @@ class ProfiledGenerator:
         model = self.model
         identity = fit.identity(model)
         angles = fit.angles.astype(np.float64).copy()
-        steps = rng.integers(1, MAX_STEPS + 1) * rng.choice([-1, 1])
+        steps = (1 + rng.choice(len(STEP_WEIGHTS), p=STEP_WEIGHTS / STEP_WEIGHTS.sum())) * rng.choice([-1, 1])
         angles[1] = np.clip(angles[1] + steps * YAW_STEP, -MAX_YAW, MAX_YAW)
         exp_coeff = self.expressions.sample(rng) if rng.random() < 0.5 else fit.exp_coeff
         expression = model.expression_offsets(np.asarray(exp_coeff, np.float32))

@@ -17,7 +17,7 @@ from facerecon_core.fitting import FitConfig
 KINDS = ("asm", "profiled", "texture")
 SHARD_SIZE = 32
 # Fits of real photos for profiled / texture data: per-vertex offsets capture what the linear model misses.
-DATA_FIT = FitConfig(landmark_steps=250, photometric_steps=60, render_size=128, fit_offsets=True)
+DATA_FIT = FitConfig(landmark_steps=250, photometric_steps=60, render_size=128, fit_offsets=True, offset_laplacian=1e5)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from facerecon_core.fitting.photos import PhotoFit
 from facerecon_core.pose import CropCamera, to_camera
 from facerecon_core.texture.unwrap import unwrap_photo
 
-GENERATOR = "texture-1"
+GENERATOR = "texture-2"
 
 
 @dataclass
