@@ -402,7 +402,7 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_batch_script_reports_failures(test_bundle, shared_dir, tmp_path):
+def test_batch_script_reports_failures(test_bundle, facemodel_path, shared_dir, tmp_path):
     photos = tmp_path / "in"
     photos.mkdir()
     (photos / "face.jpg").write_bytes((shared_dir / PHOTO_REL).read_bytes())
@@ -411,7 +411,8 @@ def test_batch_script_reports_failures(test_bundle, shared_dir, tmp_path):
     proc = subprocess.run([PYTHON, str(ADDON / "scripts" / "batch_reconstruct.py"), "--input", str(photos),
                            "--output", str(out), "--glb", "--texture-size", "128"],
                           capture_output=True, text=True, timeout=900, cwd=str(tmp_path),
-                          env={**os.environ, "FACERECON_MODEL": str(test_bundle)})
+                          env={**os.environ, "FACERECON_MODEL": str(test_bundle),
+                               "FACERECON_FACEMODEL": str(facemodel_path)})
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "2 photos: 1 ok, 1 failed" in proc.stdout
     assert "| FAILED | broken.png |" in proc.stdout and "| OK | face.jpg |" in proc.stdout
