@@ -40,18 +40,8 @@ def model_dir() -> Path:
         if (path / "manifest.json").is_file():
             return path
         raise MissingModelError(f"no model bundle (manifest.json) in {path}, the folder set in the add-on preferences")
-    candidates = [DATA_DIR / BUNDLE_SUBDIR]
-    try:
-        from facerecon_core import paths
-
-        candidates.append(paths.default_model_dir())
-    except ImportError:
-        pass
-    for path in candidates:
-        if (path / "manifest.json").is_file():
-            return path
-    raise MissingModelError("model bundle not found (looked in " + ", ".join(str(p) for p in candidates)
-                            + "); set it in the add-on preferences or reinstall the add-on")
+    return _first(DATA_DIR / BUNDLE_SUBDIR, "default_model_dir", lambda p: (p / "manifest.json").is_file(),
+                  "model bundle not found", "set it in the add-on preferences or reinstall the add-on")
 
 
 def facemodel_path() -> Path:
@@ -62,15 +52,20 @@ def facemodel_path() -> Path:
         if path.is_file():
             return path
         raise MissingModelError(f"face-model asset {path} (set in the add-on preferences) not found")
-    candidates = [DATA_DIR / FACEMODEL_FILE]
+    return _first(DATA_DIR / FACEMODEL_FILE, "default_facemodel_path", Path.is_file,
+                  "face-model asset facemodel.npz not found", "build it with `facerecon assets build`")
+
+
+def _first(bundled: Path, core_default: str, exists, missing: str, fix: str) -> Path:
+    """The add-on's own copy, else facerecon_core's default (a development checkout)."""
+    candidates = [bundled]
     try:
         from facerecon_core import paths
 
-        candidates.append(paths.default_facemodel_path())
+        candidates.append(getattr(paths, core_default)())
     except ImportError:
         pass
     for path in candidates:
-        if path.is_file():
+        if exists(path):
             return path
-    raise MissingModelError("face-model asset facemodel.npz not found (looked in "
-                            + ", ".join(str(p) for p in candidates) + "); build it with `facerecon assets build`")
+    raise MissingModelError(f"{missing} (looked in {', '.join(str(p) for p in candidates)}); {fix}")
