@@ -30,16 +30,15 @@ def untrained_bundle(out: Path) -> Path:
 
     from facerecon_core.facemodel import FaceModel
     from facerecon_core.inference.export import export_bundle
+    from facerecon_core.train.checkpoint import checkpoint_state, save_checkpoint
     from facerecon_core.model import Config, DualStreamNet
 
     fm = FaceModel.load()
     torch.manual_seed(0)
     config = Config.load(REPO / "training" / "configs" / "cpu.yaml")
     net = DualStreamNet(config, fm).eval()
-    ckpt = {"format": "facerecon-checkpoint-1", "stage": "geometry", "config": config.to_dict(),
-            "model": net.state_dict(), "discriminator": None, "optimizers": {}, "step": 0, "epoch": 0,
-            "batch_in_epoch": 0, "best_metric": 0.0, "facemodel_hash": fm.content_hash}
-    torch.save(ckpt, out / "ckpt.pt")
+    ckpt = checkpoint_state(net, config, fm.content_hash)
+    save_checkpoint(out / "ckpt.pt", ckpt)
     export_bundle(out / "ckpt.pt", out / "model", fm)
     return out / "model"
 

@@ -42,6 +42,7 @@ def build_untrained_bundle(out: Path) -> tuple[Path, Path]:
 
     from facerecon_core.facemodel import FaceModel
     from facerecon_core.inference.export import export_bundle
+    from facerecon_core.train.checkpoint import checkpoint_state, save_checkpoint
     from facerecon_core.model import Config, DualStreamNet
 
     fm = FaceModel.load()
@@ -55,10 +56,7 @@ def build_untrained_bundle(out: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     config = Config.load(paths.REPO_ROOT / "training" / "configs" / "cpu.yaml")
     net = DualStreamNet(config, fm).eval()
-    ckpt = {"format": "facerecon-checkpoint-1", "stage": "untrained", "config": config.to_dict(),
-            "model": net.state_dict(), "discriminator": None, "optimizers": {}, "step": 0, "epoch": 0,
-            "batch_in_epoch": 0, "best_metric": None, "facemodel_hash": fm.content_hash}
-    torch.save(ckpt, out / "untrained.pt")
+    save_checkpoint(out / "untrained.pt", checkpoint_state(net, config, fm.content_hash, stage="untrained"))
     export_bundle(out / "untrained.pt", out / "model", fm, verify=False)
     return out / "model", fm_path
 

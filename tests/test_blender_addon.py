@@ -209,16 +209,15 @@ def test_bundle(facemodel, tmp_path_factory):
     import torch
 
     from facerecon_core.inference.export import export_bundle
+    from facerecon_core.train.checkpoint import checkpoint_state, save_checkpoint
     from facerecon_core.model import Config, DualStreamNet
 
     torch.manual_seed(0)
     config = Config.load(REPO / "training" / "configs" / "cpu.yaml")
     net = DualStreamNet(config, facemodel).eval()
-    ckpt = {"format": "facerecon-checkpoint-1", "stage": "geometry", "config": config.to_dict(),
-            "model": net.state_dict(), "discriminator": None, "optimizers": {}, "step": 0, "epoch": 0,
-            "batch_in_epoch": 0, "best_metric": 0.0, "facemodel_hash": facemodel.content_hash}
+    ckpt = checkpoint_state(net, config, facemodel.content_hash)
     folder = tmp_path_factory.mktemp("addon_bundle")
-    torch.save(ckpt, folder / "ckpt.pt")
+    save_checkpoint(folder / "ckpt.pt", ckpt)
     export_bundle(folder / "ckpt.pt", folder / "model", facemodel)
     return folder / "model"
 

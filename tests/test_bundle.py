@@ -17,6 +17,7 @@ import torch
 from facerecon_core import paths
 from facerecon_core.inference import BundleError, ModelBundle, decode_pose, encode_pose
 from facerecon_core.inference.export import ExportError, build_network, export_bundle, strip_prefixes
+from facerecon_core.train.checkpoint import FORMAT, checkpoint_state
 from facerecon_core.model import Config, DualStreamNet
 from facerecon_core.model import decode_pose as torch_decode_pose
 
@@ -34,11 +35,9 @@ def fm(facemodel):
 
 
 def make_checkpoint(net: DualStreamNet, config: Config, facemodel_hash: str, ddp: bool = True) -> dict:
-    state = net.state_dict()
-    return {"format": "facerecon-checkpoint-1", "stage": "geometry", "config": config.to_dict(),
-            "model": {("module." if ddp else "") + k: v for k, v in state.items()}, "discriminator": None,
-            "optimizers": {}, "step": 123, "epoch": 1, "batch_in_epoch": 7, "best_metric": 0.5,
-            "facemodel_hash": facemodel_hash}
+    state = checkpoint_state(net, config, facemodel_hash, step=123, epoch=1, batch_in_epoch=7, best_metric=0.5)
+    state["model"] = {("module." if ddp else "") + k: v for k, v in state["model"].items()}
+    return {"format": FORMAT, **state}
 
 
 @pytest.fixture(scope="module")

@@ -145,15 +145,14 @@ def untrained_bundle(facemodel, tmp_path_factory):
     from facerecon_core import paths
     from facerecon_core.inference.export import export_bundle
     from facerecon_core.model import Config, DualStreamNet
+    from facerecon_core.train.checkpoint import checkpoint_state, save_checkpoint
 
     torch.manual_seed(0)
     config = Config.load(paths.REPO_ROOT / "training" / "configs" / "cpu.yaml")
     config.model.encoder.pretrained = False
     net = DualStreamNet(config, facemodel).eval()
     ckpt = tmp_path_factory.mktemp("ckpt") / "step0.pt"
-    torch.save({"format": "facerecon-checkpoint-1", "stage": "geometry", "config": config.to_dict(),
-                "model": net.state_dict(), "discriminator": None, "optimizers": {}, "step": 0, "epoch": 0,
-                "batch_in_epoch": 0, "best_metric": 0.0, "facemodel_hash": facemodel.content_hash}, ckpt)
+    save_checkpoint(ckpt, checkpoint_state(net, config, facemodel.content_hash))
     out = tmp_path_factory.mktemp("bundle") / "model"
     export_bundle(ckpt, out, facemodel, verify=False)
     return out

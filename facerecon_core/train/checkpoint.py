@@ -21,6 +21,21 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used (one line)."""
 
 
+def checkpoint_state(net: torch.nn.Module, config, facemodel_hash: str, stage: str = "geometry",
+                     **progress) -> dict:
+    """A checkpoint dict of ``net`` (the keys above); ``progress`` sets ``discriminator``,
+    ``optimizers``, ``step``, ``epoch``, ``batch_in_epoch``, ``best_metric``, ``seed``."""
+    import dataclasses
+
+    state = {"stage": stage, "config": dataclasses.asdict(config), "model": net.state_dict(), "discriminator": None,
+             "optimizers": {}, "step": 0, "epoch": 0, "batch_in_epoch": 0, "best_metric": float("inf"),
+             "facemodel_hash": facemodel_hash}
+    unknown = set(progress) - set(state) - {"seed"}
+    if unknown:
+        raise TypeError(f"unknown checkpoint fields: {', '.join(sorted(unknown))}")
+    return {**state, **progress}
+
+
 def save_checkpoint(path: Path, state: dict) -> Path:
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)

@@ -24,7 +24,8 @@ from facerecon_core.facemodel import FaceModel
 from facerecon_core.io import save_image
 from facerecon_core.model.config import Config
 from facerecon_core.model.network import DualStreamNet
-from facerecon_core.train.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
+from facerecon_core.train.checkpoint import (CheckpointError, checkpoint_state, load_checkpoint, model_state,
+                                             save_checkpoint)
 from facerecon_core.train.data import EpochOrder, adapt_batch, collate, split_indices
 from facerecon_core.train.distributed import average_metrics, broadcast_module, init_distributed
 from facerecon_core.train.stages import REQUIRED_KEYS, make_stage
@@ -165,14 +166,12 @@ def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, 
 
 
 def _state(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, progress: Progress) -> dict:
-    return {
-        "stage": args.stage, "config": dataclasses.asdict(config),
-        "model": net.state_dict(),
-        "discriminator": None if stage.discriminator is None else stage.discriminator.state_dict(),
-        "optimizers": {k: o.state_dict() for k, o in stage.optimizers().items()},
-        "step": progress.step, "epoch": progress.epoch, "batch_in_epoch": progress.batch_in_epoch,
-        "best_metric": progress.best_metric, "facemodel_hash": facemodel.content_hash, "seed": args.seed,
-    }
+    return checkpoint_state(
+        net, config, facemodel.content_hash, args.stage,
+        discriminator=None if stage.discriminator is None else stage.discriminator.state_dict(),
+        optimizers={k: o.state_dict() for k, o in stage.optimizers().items()},
+        step=progress.step, epoch=progress.epoch, batch_in_epoch=progress.batch_in_epoch,
+        best_metric=progress.best_metric, seed=args.seed)
 
 
 def _val_batch(dataset: FaceDataset, ids, config: Config, device) -> dict:
