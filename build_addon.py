@@ -373,6 +373,18 @@ def _addon_files() -> dict[str, Path]:
     return files
 
 
+def check_pair(model_dir: Path, facemodel: Path) -> None:
+    """The bundle must have been trained on this face-model asset (same content hash)."""
+    import numpy as np
+
+    want = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))["facemodel"]["content_hash"]
+    with np.load(facemodel, allow_pickle=False) as data:
+        got = str(data["content_hash"]) if "content_hash" in data.files else "?"
+    if got != want:
+        raise BuildError(f"{model_dir} was trained on face model {want[:12]}…, but {facemodel} is {got[:12]}…; "
+                         "rebuild the asset with `facerecon assets build` or pass the matching --facemodel")
+
+
 def build(platform: str, out_dir: Path, model_dir: Path, facemodel: Path, cache: Path,
           log=print) -> Path:
     sys.path.insert(0, str(REPO))
@@ -385,6 +397,7 @@ def build(platform: str, out_dir: Path, model_dir: Path, facemodel: Path, cache:
                          "`facerecon export` or pass --model DIR")
     if not facemodel.is_file():
         raise BuildError(f"face-model asset {facemodel} missing; build it with `facerecon assets build`")
+    check_pair(model_dir, facemodel)
     graph = import_graph()
     problems = graph.problems()
     if problems:

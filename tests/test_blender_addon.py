@@ -223,12 +223,17 @@ def test_bundle(facemodel, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def addon_zip(test_bundle, facemodel_path, tmp_path_factory):
+def addon_zip(facemodel_path, tmp_path_factory):
+    """The zip as users get it: the bundled default model (facerecon_core/data/model)."""
     sys.path.insert(0, str(REPO))
     import build_addon
 
+    from facerecon_core import paths
+
+    bundle = paths.default_model_dir()
+    assert (bundle / "manifest.json").is_file(), f"the bundled model is missing from {bundle}"
     out = tmp_path_factory.mktemp("dist")
-    return build_addon.build("linux-x64", out, test_bundle, facemodel_path, WHEEL_CACHE, log=lambda *a: None)
+    return build_addon.build("linux-x64", out, bundle, facemodel_path, WHEEL_CACHE, log=lambda *a: None)
 
 
 INSTALLED_SCRIPT = """

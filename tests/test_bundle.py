@@ -119,6 +119,33 @@ def test_onnx_and_torch_runtimes_match_the_network(bundle_dir, trained, fm):
     np.testing.assert_allclose(geo.A_id[0], want["A_id"][0], atol=1e-4)
 
 
+def test_half_inference_only_bundle(bundle_dir, trained, fm, tmp_path):
+    """--half --no-weights (the shipped model's form): float16-stored graphs about half the size, outputs
+    within a few hundredths of a millimetre, no torch weights and a clear error for runtime='torch'."""
+    import onnx
+
+    out = tmp_path / "half"
+    report = export_bundle(trained[2], out, fm, half=True, weights=False)
+    assert set(report.files) == {"manifest.json", "geometry.onnx", "texture.onnx"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights"] is None and manifest["onnx"]["weights_storage"].startswith("float16")
+    full = (bundle_dir / "geometry.onnx").stat().st_size
+    assert (out / "geometry.onnx").stat().st_size < 0.6 * full
+    graph = onnx.load(str(out / "geometry.onnx")).graph
+    big = [i for i in graph.initializer if np.prod(i.dims) >= 1024]
+    assert big and all(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
+    assert [i.elem_type for i in (v.type.tensor_type for v in graph.output)] == [onnx.TensorProto.FLOAT] * 5
+    crops, lms = inputs(batch=2)
+    half_out = ModelBundle.load(out, facemodel=fm).run(crops, lms)
+    full_out = ModelBundle.load(bundle_dir, facemodel=fm).run(crops, lms)
+    for name in ("A_id", "A_exp", "sh", "p_h", "albedo_map"):
+        got, want = getattr(half_out, name), getattr(full_out, name)
+        assert got.dtype == np.float32 and np.abs(got - want).max() < 0.1, name
+    assert np.abs(half_out.shape_map - full_out.shape_map).mean() < 0.01  # mm
+    with pytest.raises(BundleError, match="inference-only bundle.*without --no-weights"):
+        ModelBundle.load(out, runtime="torch")
+
+
 def test_numpy_pose_decoding_mirrors_torch():
     p_h = torch.randn(5, 6, dtype=torch.float64)
     angles, translation = torch_decode_pose(p_h)

@@ -115,7 +115,7 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     camera = CropCamera(256)
     for kind in ("profiled", "texture"):
         request = SynthRequest(kind, 4, seed=0, out=tmp_path / kind, res=256, facemodel=facemodel_path,
-                               photos=photos, fits=tmp_path / "fits")
+                               photos=(photos,), fits=tmp_path / "fits")
         synth(request, progress=False)
         data = storage.ShardedDataset(request.out)
         assert len(data) == 4
@@ -132,3 +132,19 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     first = storage.ShardedDataset(tmp_path / "texture")[0]  # the photo as taken: its own crop
     assert first["image"].shape == (256, 256, 3)
     assert len(list((tmp_path / "fits").glob("*.npz"))) == 2  # fits cached once, shared by both kinds
+
+
+def test_synth_photos_from_a_list_file(tmp_path):
+    """``--photos @LIST.txt`` (one path per line) as the bundled model's recipe uses it."""
+    from facerecon_core import paths
+    from facerecon_core.cli import build_parser
+    from facerecon_core.datasets.synth import SynthRequest
+
+    listing = tmp_path / "photos.txt"
+    listing.write_text("faces/a.jpg\nfaces/more\n")
+    args = build_parser().parse_args(["data", "synth", "--kind", "asm", "--count", "1", "--out", "x",
+                                      "--photos", f"@{listing}"])
+    assert args.photos == [Path("faces/a.jpg"), Path("faces/more")]
+    request = SynthRequest("asm", 1, seed=0, out=tmp_path, photos=tuple(args.photos))
+    assert request.photo_sources() == [Path("faces/a.jpg"), Path("faces/more")]
+    assert SynthRequest("asm", 1, seed=0, out=tmp_path).photo_sources() == [paths.shared_dir() / "faces"]

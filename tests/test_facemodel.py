@@ -176,3 +176,18 @@ def test_cli_build_and_info(shared_dir: Path, tmp_path: Path, capsys: pytest.Cap
     assert main(["assets", "build", "--source", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
     assert "indices.npy: file not found" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_content_hash_covers_the_defining_arrays_only(facemodel: FaceModel):
+    """Manifests, checkpoints and datasets name the model by this hash: the rasterised UV masks (which
+    may differ in the last bit between machines) stay out of it, every defining array is in it."""
+    from facerecon_core.facemodel.build import HASHED_ARRAYS, content_hash
+
+    arrays = facemodel.arrays()
+    assert content_hash(arrays) == facemodel.content_hash
+    masks = dict(arrays, uv_weight_mask=arrays["uv_weight_mask"] * 1.001, uv_face_mask=~arrays["uv_face_mask"])
+    assert content_hash(masks) == facemodel.content_hash
+    for name in HASHED_ARRAYS:
+        changed = dict(arrays)
+        changed[name] = np.zeros((1,) + arrays[name].shape[1:], arrays[name].dtype)
+        assert content_hash(changed) != facemodel.content_hash, name

@@ -22,7 +22,7 @@ def test_geometry_texture_fusion_then_export(asm_dataset: Path, facemodel_path: 
     for name in ("image00050.jpg", "image00081.jpg"):
         (photos / name).symlink_to(shared_dir / "faces" / "prnet_aflw2000" / name)
     texture = tmp_path / "texture"
-    synth(SynthRequest("texture", 8, seed=0, out=texture, res=128, facemodel=facemodel_path, photos=photos,
+    synth(SynthRequest("texture", 8, seed=0, out=texture, res=128, facemodel=facemodel_path, photos=(photos,),
                        fits=tmp_path / "fits"), progress=False)
     common = ["--config", str(CONFIG), "--facemodel", str(facemodel_path), "--workers", "0", "--val-every", "0"]
     runs = {}

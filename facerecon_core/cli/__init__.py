@@ -6,14 +6,14 @@ import argparse
 import sys
 
 from facerecon_core import __version__
-from facerecon_core.cli import assets, data, export, reconstruct, train
+from facerecon_core.cli import assets, data, demo, export, reconstruct, train
 from facerecon_core.cli import eval as eval_cmd
 
-COMMANDS = (assets, data, train, export, reconstruct, eval_cmd)
+COMMANDS = (assets, data, train, export, reconstruct, eval_cmd, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facerecon", description=__doc__)
+    parser = argparse.ArgumentParser(prog="facerecon", description=__doc__, fromfile_prefix_chars="@")
     parser.add_argument("--version", action="version", version=f"facerecon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:

@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--res", type=int, default=256, help="crop and UV map size (default 256)")
     synth.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     synth.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the built one)")
-    synth.add_argument("--photos", type=Path, default=None,
-                       help="real photos: backgrounds (asm) or the photos to profile (default ../shared/faces)")
+    synth.add_argument("--photos", type=Path, nargs="+", default=(),
+                       help="real photos, files or folders (or @LIST.txt, one per line): backgrounds (asm) or "
+                            "the photos to profile (default ../shared/faces)")
     synth.add_argument("--fits", type=Path, default=None, help="photo-fit cache for profiled/texture (default data/fits)")
     synth.set_defaults(run=_synth)
 
@@ -38,7 +39,7 @@ def _synth(args: argparse.Namespace) -> int:
     from facerecon_core.datasets.synth import SynthRequest, synth
 
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
-                           facemodel=args.facemodel, photos=args.photos, fits=args.fits)
+                           facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="export even if the checkpoint's face-model hash differs from --facemodel's")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (≥ 17, default 17)")
+    parser.add_argument("--half", action="store_true",
+                        help="store the graphs' weights as float16 (about half the size; float32 arithmetic)")
+    parser.add_argument("--no-weights", dest="weights", action="store_false",
+                        help="inference-only bundle: no weights.safetensors (--runtime torch cannot use it)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the onnxruntime-vs-torch check of the exported graphs")
     parser.set_defaults(run=_export)
@@ -32,7 +36,8 @@ def _export(args: argparse.Namespace) -> int:
 
     try:
         report = export_bundle(args.checkpoint, args.out, args.facemodel, force=args.force,
-                               overwrite=args.overwrite, opset=args.opset, verify=args.verify)
+                               overwrite=args.overwrite, opset=args.opset, verify=args.verify,
+                               half=args.half, weights=args.weights)
     except ExportError as exc:
         print(f"facerecon export: error: {exc}", file=sys.stderr)
         return 2

@@ -30,11 +30,11 @@ class SynthRequest:
     out: Path
     res: int = 256
     facemodel: Path | None = None
-    photos: Path | None = None  # real photos: backgrounds (asm) or the photos to profile (profiled, texture)
+    photos: tuple[Path, ...] = ()  # real photos (files or folders): backgrounds (asm) or the photos to profile
     fits: Path | None = None  # photo-fit cache folder (profiled, texture)
 
-    def photo_root(self) -> Path:
-        return self.photos or paths.shared_dir() / "faces"
+    def photo_sources(self) -> list[Path]:
+        return list(self.photos) or [paths.shared_dir() / "faces"]
 
     def fit_cache(self) -> Path:
         return self.fits or Path("data/fits")
@@ -50,7 +50,7 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
     if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
         from facerecon_core.io.photo import find_photos
 
-        usable_fits(request, model, find_photos(request.photo_root()), progress=progress)
+        usable_fits(request, model, find_photos(request.photo_sources()), progress=progress)
     generator_name = _generator_version(request.kind)
     spec = storage.DatasetSpec(kind=request.kind, count=request.count, seed=request.seed, res=request.res,
                                shard_size=SHARD_SIZE, facemodel_hash=model.content_hash, generator=generator_name)
@@ -64,7 +64,7 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
     model = FaceModel.load(request.facemodel)
 
-    photos = find_photos(request.photo_root())
+    photos = find_photos(request.photo_sources())
     if request.kind == "asm":
         from facerecon_core.datasets.asm import AsmGenerator
         from facerecon_core.datasets.scene import BackgroundBank
@@ -90,7 +90,8 @@ def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], pro
         print(summary)
     usable = [fit for fit in fits if fit.usable()]
     if not usable:
-        raise storage.DatasetError(f"{request.photo_root()}: no photo could be fitted well enough")
+        raise storage.DatasetError(f"{', '.join(map(str, request.photo_sources()))}: no photo could be fitted "
+                                   "well enough")
     return usable
 
 

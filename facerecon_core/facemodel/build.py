@@ -98,10 +98,17 @@ def assemble(raw: sources.RawModel, topo: sources.Topology, uv_size: int) -> Fac
     return FaceModel(**arrays, content_hash=content_hash(arrays))
 
 
+# The arrays that define the model. Left out: the UV masks (rasterised from these, so they can differ
+# in the last bit between machines), the source name and the scales (folded into the bases).
+HASHED_ARRAYS = ("mean_shape", "id_basis", "exp_basis", "albedo_mean", "albedo_basis", "triangles", "uv",
+                 "landmark_indices")
+
+
 def content_hash(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 over every array's name, dtype, shape and bytes (the asset's identity in manifests)."""
+    """sha256 over the defining arrays' names, dtypes, shapes and bytes (the asset's identity in
+    manifests, checkpoints and datasets): two builds from the same sources match on any machine."""
     digest = hashlib.sha256()
-    for key in sorted(arrays):
+    for key in HASHED_ARRAYS:
         arr = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}|{arr.dtype.str}|{arr.shape}|".encode())
         digest.update(arr.tobytes())

@@ -6,7 +6,8 @@ Bundle layout (written atomically by ``facerecon export``, see :mod:`facerecon_c
       manifest.json         everything needed to use the graphs (this module validates it)
       geometry.onnx         geometry stream: image → A_id, A_exp, p_t, p_l, p_h
       texture.onnx          texture stream:  image, landmarks_2d, p_t → I_a, I_u
-      weights.safetensors   the DualStreamNet's parameters and buffers (for ``runtime="torch"``)
+      weights.safetensors   the DualStreamNet's parameters and buffers (for ``runtime="torch"``; absent
+                            from inference-only bundles, whose manifest has ``"weights": null``)
 
 Two graphs rather than one so that geometry-only inference (meshes without a texture) skips the
 texture stream, which is about as expensive as the encoder; the texture graph takes p_t from the
@@ -163,7 +164,8 @@ def read_manifest(model_dir: Path) -> dict:
         if graph.get("inputs") != inputs or graph.get("outputs") != outputs:
             raise BundleError(f"{where}: {name} graph has inputs/outputs {graph.get('inputs')}/"
                               f"{graph.get('outputs')}, expected {inputs}/{outputs}; re-export the bundle")
-    _require(_require(manifest, "weights", dict, where), "sha256", str, where)
+    if manifest.get("weights", {}) is not None:  # null: an inference-only bundle
+        _require(_require(manifest, "weights", dict, where), "sha256", str, where)
     inp = _require(manifest, "input", dict, where)
     _require(inp, "size", int, where)
     _require(_require(manifest, "asm", dict, where), "size", int, where)
@@ -267,6 +269,9 @@ class ModelBundle:
                 from facerecon_core.inference.torch_runtime import TorchRunner
             except ImportError as exc:
                 raise BundleError(f"runtime='torch' needs torch ({exc}); use runtime='onnx'") from None
+            if manifest["weights"] is None:
+                raise BundleError(f"{model_dir}: an inference-only bundle (no {WEIGHTS}); runtime='torch' needs a "
+                                  "bundle exported with its weights (`facerecon export` without --no-weights)")
             weights = _check_file(model_dir, manifest["weights"].get("file", WEIGHTS), manifest["weights"]["sha256"])
             runner = TorchRunner(weights, manifest, device, threads)
         else:

@@ -5,9 +5,9 @@ The checkpoint is the trainer's ``torch.save`` dict (``format: facerecon-checkpo
 The network is rebuilt with the face model (the fixed mean-shape and albedo maps are taken from it,
 so it must be the one the network was trained with: its content hash is compared with the
 checkpoint's ``facemodel_hash``), traced to two ONNX graphs (opset ≥ 17, TorchScript exporter,
-dynamic batch), checked against torch with onnxruntime, and written with ``manifest.json`` and
-``weights.safetensors`` into a temporary folder beside the target, which is then renamed: a failure
-leaves nothing behind.
+dynamic batch), optionally stored as float16, checked against torch with onnxruntime, and written
+with ``manifest.json`` and (unless inference-only) ``weights.safetensors`` into a temporary folder
+beside the target, which is then renamed: a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ CHECKPOINT_FORMAT = "facerecon-checkpoint-1"
 CHECKPOINT_KEYS = ("format", "stage", "config", "model", "step", "facemodel_hash")
 MIN_OPSET = 17
 VERIFY_ATOL = 1e-3  # max |ONNX − torch| accepted at export (mm / SH / [0, 1] units)
+HALF_VERIFY_ATOL = 0.1  # the same with float16-stored weights (ASM texels in mm: ~1e-3 relative)
+HALF_MIN_ELEMENTS = 1024  # smaller initializers (biases, BatchNorm) stay float32
 
 
 class ExportError(RuntimeError):
@@ -108,11 +110,15 @@ def build_network(ckpt: dict, facemodel, source: str = "checkpoint") -> tuple[Du
 
 # --------------------------------------------------------------------------------------- export
 def export_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, facemodel=None, *, force: bool = False,
-                  overwrite: bool = False, opset: int = MIN_OPSET, verify: bool = True) -> ExportReport:
+                  overwrite: bool = False, opset: int = MIN_OPSET, verify: bool = True, half: bool = False,
+                  weights: bool = True) -> ExportReport:
     """Export ``checkpoint`` to the bundle folder ``out`` (atomically).
 
     ``facemodel``: a FaceModel or an asset path (default: the built asset). The export is refused when
     its content hash differs from the checkpoint's ``facemodel_hash`` unless ``force``.
+    ``half``: store the graphs' large weight tensors as float16 (cast to float32 inside the graph, so
+    inputs, outputs and arithmetic stay float32; about half the size). ``weights=False``: an
+    inference-only bundle without ``weights.safetensors`` (``runtime="torch"`` then cannot load it).
     """
     from facerecon_core.facemodel import FaceModel
 
@@ -136,7 +142,7 @@ def export_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, facemod
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        diffs = _write_bundle(tmp, net, config, ckpt, checkpoint, model, ckpt_hash, opset, verify)
+        diffs = _write_bundle(tmp, net, config, ckpt, checkpoint, model, ckpt_hash, opset, verify, half, weights)
         os.chmod(tmp, 0o777 & ~_umask())
         _replace_dir(tmp, out)
     except BaseException:
@@ -147,7 +153,7 @@ def export_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, facemod
 
 
 def _write_bundle(tmp: Path, net: DualStreamNet, config: Config, ckpt: dict, checkpoint: Path, model,
-                  ckpt_hash: str, opset: int, verify: bool) -> dict[str, float]:
+                  ckpt_hash: str, opset: int, verify: bool, half: bool, with_weights: bool) -> dict[str, float]:
     from safetensors.torch import save_file
 
     from facerecon_core.inference.torch_runtime import GeometryGraph, TextureGraph, full_state
@@ -172,23 +178,53 @@ def _write_bundle(tmp: Path, net: DualStreamNet, config: Config, ckpt: dict, che
             torch.onnx.export(module, args, str(path), opset_version=opset, dynamo=False, input_names=inputs,
                               output_names=outputs, dynamic_axes={n: batch for n in inputs + outputs},
                               do_constant_folding=True)
+        if half:
+            store_half(path)
         graphs[name] = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                         "inputs": inputs, "outputs": outputs}
     _check_graphs(tmp)
     diffs = _verify(tmp, specs) if verify else {}
+    tolerance = HALF_VERIFY_ATOL if half else VERIFY_ATOL
     if verify:
         worst = max(diffs.values(), default=0.0)
-        if not worst <= VERIFY_ATOL:
-            raise ExportError(f"onnxruntime disagrees with torch by {worst:.2e} (> {VERIFY_ATOL:g}); "
+        if not worst <= tolerance:
+            raise ExportError(f"onnxruntime disagrees with torch by {worst:.2e} (> {tolerance:g}); "
                               f"per output: {diffs}")
 
-    weights = tmp / WEIGHTS
-    save_file(full_state(net), str(weights), metadata={"format": BUNDLE_FORMAT})
-    manifest = _manifest(config, ckpt, checkpoint, model, ckpt_hash, graphs, weights, opset, diffs)
+    weights = tmp / WEIGHTS if with_weights else None
+    if weights is not None:
+        save_file(full_state(net), str(weights), metadata={"format": BUNDLE_FORMAT})
+    manifest = _manifest(config, ckpt, checkpoint, model, ckpt_hash, graphs, weights, opset, diffs, half, tolerance)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     for path in tmp.iterdir():
         os.chmod(path, 0o666 & ~_umask())
     return diffs
+
+
+def store_half(path: Path) -> None:
+    """Rewrite the ONNX file at ``path`` with its float32 initializers of ≥ ``HALF_MIN_ELEMENTS``
+    elements stored as float16, each followed by a Cast back to float32 (onnxruntime folds the casts
+    when it loads the graph, so inference speed is unchanged)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph_model = onnx.load(str(path))
+    graph = graph_model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        array = numpy_helper.to_array(init)
+        if array.size < HALF_MIN_ELEMENTS:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(array.astype(np.float16), name + "__fp16"))
+        casts.append(helper.make_node("Cast", [name + "__fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                      name=name + "__to_fp32"))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(graph_model, str(path))
 
 
 def _check_graphs(folder: Path) -> None:
@@ -220,8 +256,8 @@ def _verify(folder: Path, specs: dict) -> dict[str, float]:
     return diffs
 
 
-def _manifest(config: Config, ckpt: dict, checkpoint: Path, model, ckpt_hash: str, graphs: dict, weights: Path,
-              opset: int, diffs: dict[str, float]) -> dict:
+def _manifest(config: Config, ckpt: dict, checkpoint: Path, model, ckpt_hash: str, graphs: dict,
+              weights: Path | None, opset: int, diffs: dict[str, float], half: bool, tolerance: float) -> dict:
     cfg = config.model
     best = ckpt.get("best_metric")
     return {
@@ -230,11 +266,13 @@ def _manifest(config: Config, ckpt: dict, checkpoint: Path, model, ckpt_hash: st
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "onnx": {"opset": opset, "torch_version": torch.__version__.split("+")[0], "dynamic_axes": {"batch": 0},
                  "why_two_graphs": "the texture stream only runs when a texture is wanted; it takes p_t from "
-                                   "the geometry graph"},
+                                   "the geometry graph",
+                 "weights_storage": "float16 (cast to float32 in the graph)" if half else "float32"},
         "graphs": graphs,
-        "weights": {"file": weights.name, "sha256": sha256_file(weights), "bytes": weights.stat().st_size,
-                    "content": "every DualStreamNet parameter and buffer (incl. the fixed face-model maps), "
-                               "names as in DualStreamNet.named_parameters()/named_buffers()"},
+        "weights": None if weights is None else {
+            "file": weights.name, "sha256": sha256_file(weights), "bytes": weights.stat().st_size,
+            "content": "every DualStreamNet parameter and buffer (incl. the fixed face-model maps), "
+                       "names as in DualStreamNet.named_parameters()/named_buffers()"},
         "input": {
             "size": cfg.input_size, "layout": "NHWC", "dtype": "float32", "color_order": "RGB",
             "value_range": [0.0, 1.0], "from_uint8": "x / 255",
@@ -283,7 +321,7 @@ def _manifest(config: Config, ckpt: dict, checkpoint: Path, model, ckpt_hash: st
                      "epoch": int(ckpt.get("epoch", 0)), "batch_in_epoch": int(ckpt.get("batch_in_epoch", 0)),
                      "best_metric": float(best) if isinstance(best, (int, float)) and math.isfinite(best) else None,
                      "checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)},
-        "verification": {"max_abs_diff": diffs, "tolerance": VERIFY_ATOL,
+        "verification": {"max_abs_diff": diffs, "tolerance": tolerance,
                          "what": "onnxruntime (CPU) vs torch on random crops, batches 2 and 1"},
         "config": config.to_dict(),
     }

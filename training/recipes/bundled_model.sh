@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The bundled default model (facerecon_core/data/model/, see MODEL_CARD.md), from a fresh clone:
+#   make setup && .venv/bin/python -m facerecon_core assets build && bash training/recipes/bundled_model.sh
+# Every step resumes: data generation skips finished shards, training continues from RUNS/*/last.pt
+# (run it again after an interruption). Generated data goes to data/, runs to runs/ (neither committed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+RUNS=${RUNS:-runs/bundled}
+CONFIG=training/configs/cpu.yaml
+PHOTOS=@training/recipes/train_photos.txt  # training photos: never the evaluation sets
+fr() { "$PY" -m facerecon_core "$@"; }
+
+# 1. data (res 128, the cpu config's input, ASM and texture size)
+fr data synth --kind texture --count 1200 --seed 21 --res 128 --photos $PHOTOS --fits data/fits \
+    --out data/texture128 --workers 2
+fr data synth --kind profiled --count 2000 --seed 31 --res 128 --photos $PHOTOS --fits data/fits \
+    --out data/profiled128 --workers 2
+fr data synth --kind asm --count 16000 --seed 12 --res 128 --photos $PHOTOS --out data/asm128 --workers 2
+
+# 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
+#    synthetic validation, every 20th sample); --max-steps counts all steps of a run
+resume() { [ -f "$1/last.pt" ] && echo --resume || echo "${@:2}"; }
+fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 data/texture128 \
+    --out "$RUNS/geometry" --max-steps 6500 --workers 1 $(resume "$RUNS/geometry")
+fr train --stage texture --config $CONFIG --data data/texture128 \
+    --out "$RUNS/texture" --max-steps 1200 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry/best.pt")
+fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
+    --out "$RUNS/fusion" --max-steps 300 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
+
+# 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB)
+fr export --checkpoint "$RUNS/fusion/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
