@@ -101,6 +101,17 @@ def train(args: TrainArgs) -> Progress:
         over_time = args.max_minutes is not None and time.monotonic() - start > 60 * args.max_minutes
         return over_time or (args.max_steps is not None and progress.step >= args.max_steps)
 
+    def validate() -> None:
+        if not (dist.main and len(val_ids)):
+            return
+        metrics = _validate(stage, validation, val_ids, config, args, dist.device)
+        log.write("val", progress, metrics)
+        save_image(args.out / "samples" / f"epoch_{progress.epoch:04d}_step_{progress.step}.png",
+                   stage.visualise(_val_batch(validation, val_ids[:4], config, dist.device)))
+        if metrics["total"] < progress.best_metric:
+            progress.best_metric = metrics["total"]
+            save("best.pt")
+
     stopped = False
     while not stopped and progress.epoch < args.epochs and not out_of_budget():
         dataset.set_epoch(progress.epoch)
@@ -123,16 +134,11 @@ def train(args: TrainArgs) -> Progress:
         if stopped:
             break
         progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
-        if dist.main and len(val_ids):
-            metrics = _validate(stage, validation, val_ids, config, args, dist.device)
-            log.write("val", progress, metrics)
-            save_image(args.out / "samples" / f"epoch_{progress.epoch:04d}.png",
-                       stage.visualise(_val_batch(validation, val_ids[:4], config, dist.device)))
-            if metrics["total"] < progress.best_metric:
-                progress.best_metric = metrics["total"]
-                save("best.pt")
+        validate()
         save("last.pt")
         dist.barrier()
+    if stopped and progress.batch_in_epoch:  # a step or time limit inside an epoch: validate what was trained
+        validate()
     save("last.pt")
     bar.close()
     log.close()

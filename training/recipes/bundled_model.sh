@@ -22,11 +22,11 @@ fr data synth --kind asm --count 16000 --seed 12 --res 128 --photos $PHOTOS --ou
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
 resume() { [ -f "$1/last.pt" ] && echo --resume || echo "${@:2}"; }
 fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 data/texture128 \
-    --out "$RUNS/geometry" --max-steps 6500 --workers 1 $(resume "$RUNS/geometry")
+    --out "$RUNS/geometry" --max-steps 4000 --workers 1 $(resume "$RUNS/geometry")
 fr train --stage texture --config $CONFIG --data data/texture128 \
-    --out "$RUNS/texture" --max-steps 1200 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry/best.pt")
+    --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry/best.pt")
 fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
-    --out "$RUNS/fusion" --max-steps 300 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
+    --out "$RUNS/fusion" --max-steps 200 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB)
 fr export --checkpoint "$RUNS/fusion/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
