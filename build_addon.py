@@ -374,12 +374,17 @@ def _addon_files() -> dict[str, Path]:
 
 
 def check_pair(model_dir: Path, facemodel: Path) -> None:
-    """The bundle must have been trained on this face-model asset (same content hash)."""
-    import numpy as np
+    """The bundle must be valid and trained on this face-model asset (same content hash)."""
+    from facerecon_core.inference.bundle import (
+        BundleError,
+        facemodel_hash_of,
+        read_manifest,
+    )
 
-    want = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))["facemodel"]["content_hash"]
-    with np.load(facemodel, allow_pickle=False) as data:
-        got = str(data["content_hash"]) if "content_hash" in data.files else "?"
+    try:
+        want, got = read_manifest(model_dir)["facemodel"]["content_hash"], facemodel_hash_of(facemodel)
+    except BundleError as exc:
+        raise BuildError(str(exc)) from None
     if got != want:
         raise BuildError(f"{model_dir} was trained on face model {want[:12]}…, but {facemodel} is {got[:12]}…; "
                          "rebuild the asset with `facerecon assets build` or pass the matching --facemodel")

@@ -4,8 +4,7 @@ Runs ``facerecon.reconstruct_from_photo`` (synchronous, as in ``blender -b``) in
 ``bpy`` module and the add-on from the checkout, on real photos. The first run also loads the model
 (reported apart); then each run is split into inference (the pipeline, in the worker in the UI) and
 scene import (the mesh, UVs, packed texture, material, shape keys, camera: what the UI thread does).
-Without ``--model`` the default bundle is used, or one is exported from an untrained
-``training/configs/cpu.yaml`` network (speed does not depend on the weights). Prints a Markdown table
+Without ``--model`` the bundled default model is used. Prints a Markdown table
 and, as the last line, JSON. Target: import ≤ 1 s.
 """
 
@@ -17,30 +16,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = ["3ddfa/samples__test1.jpg", "3ddfa/samples__emma_input.jpg", "3ddfa/c++__test2.jpg"]
-
-
-def untrained_bundle(out: Path) -> Path:
-    import torch
-
-    from facerecon_core.facemodel import FaceModel
-    from facerecon_core.inference.export import export_bundle
-    from facerecon_core.train.checkpoint import checkpoint_state, save_checkpoint
-    from facerecon_core.model import Config, DualStreamNet
-
-    fm = FaceModel.load()
-    torch.manual_seed(0)
-    config = Config.load(REPO / "training" / "configs" / "cpu.yaml")
-    net = DualStreamNet(config, fm).eval()
-    ckpt = checkpoint_state(net, config, fm.content_hash)
-    save_checkpoint(out / "ckpt.pt", ckpt)
-    export_bundle(out / "ckpt.pt", out / "model", fm)
-    return out / "model"
 
 
 def load_addon():
@@ -60,9 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     from facerecon_core import paths
 
-    tmp = tempfile.TemporaryDirectory()
-    model = args.model or (paths.default_model_dir() if (paths.default_model_dir() / "manifest.json").is_file()
-                           else untrained_bundle(Path(tmp.name)))
+    model = args.model or paths.default_model_dir()
+    if not (model / "manifest.json").is_file():
+        sys.exit(f"no model bundle at {model}")
     os.environ["FACERECON_MODEL"] = str(model)
     import bpy
 
@@ -103,7 +83,6 @@ def main() -> None:
     summary["import_ok"] = summary["import_s_max"] <= 1.0
     print()
     print(json.dumps(summary))
-    tmp.cleanup()
 
 
 if __name__ == "__main__":

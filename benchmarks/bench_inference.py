@@ -8,15 +8,14 @@ torch) runs in its own subprocess, so its peak memory (``ru_maxrss``) is its own
 peak (``tracemalloc``, numpy included, onnxruntime's arena not) is measured in a separate pass so it
 does not slow the timings. Targets: ≤ 300 ms per face end to end without refinement, peak ≤ 1.5 GB.
 
-``--model`` defaults to the shipped bundle (``facerecon_core/data/model/``); when there is none, a
-temporary bundle is exported from an untrained ``training/configs/cpu.yaml`` network (same graph and
-cost as a trained one) and the output says so. Prints a Markdown table and, last, one JSON line.
+``--model`` defaults to the shipped bundle (``facerecon_core/data/model/``, ONNX only); the torch runtime
+needs a bundle exported with its weights (``--runtimes onnx,torch --model DIR``). Prints a Markdown
+table and, last, one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -33,32 +32,6 @@ from facerecon_core import paths
 TARGET_MS, TARGET_PEAK_MB = 300.0, 1536.0
 STAGES = ("detect", "crop", "network", "decode", "texture", "write")
 FORMATS = ("obj", "glb", "ply", "npz")
-
-
-def build_untrained_bundle(out: Path) -> tuple[Path, Path]:
-    """Export an untrained cpu.yaml network (face model + a 3-component albedo basis) into ``out``."""
-    import numpy as np
-    import torch
-
-    from facerecon_core.facemodel import FaceModel
-    from facerecon_core.inference.export import export_bundle
-    from facerecon_core.train.checkpoint import checkpoint_state, save_checkpoint
-    from facerecon_core.model import Config, DualStreamNet
-
-    fm = FaceModel.load()
-    if fm.n_albedo == 0:  # the graphs need at least one albedo coefficient
-        rng = np.random.default_rng(1)
-        basis = (0.02 * rng.standard_normal((3,) + fm.albedo_mean.shape)).astype(np.float32)
-        fm = dataclasses.replace(fm, albedo_basis=basis, albedo_scale=np.ones(3, np.float32),
-                                 content_hash="bench-albedo3-" + fm.content_hash)
-    fm_path = out / "facemodel.npz"
-    fm.save(fm_path)
-    torch.manual_seed(0)
-    config = Config.load(paths.REPO_ROOT / "training" / "configs" / "cpu.yaml")
-    net = DualStreamNet(config, fm).eval()
-    save_checkpoint(out / "untrained.pt", checkpoint_state(net, config, fm.content_hash, stage="untrained"))
-    export_bundle(out / "untrained.pt", out / "model", fm, verify=False)
-    return out / "model", fm_path
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -139,31 +112,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10, help="photos for the throughput run (default 10)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of one photo for the per-stage times")
     parser.add_argument("--texture-size", type=int, default=512)
-    parser.add_argument("--runtimes", default="onnx,torch")
+    parser.add_argument("--runtimes", default="onnx", help="onnx,torch: torch needs a bundle with weights")
     parser.add_argument("--worker", choices=("onnx", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return
 
-    note = ""
-    tmp = None
     model = args.model or paths.default_model_dir()
     facemodel = args.facemodel
     if not (model / "manifest.json").is_file():
-        if args.model is not None:
-            sys.exit(f"no model bundle at {model}")
-        tmp = tempfile.TemporaryDirectory(prefix="bench_bundle_")
-        print(f"no shipped bundle at {model}: exporting a temporary one from an UNTRAINED cpu.yaml network "
-              "(timings are representative, reconstructions are not)", file=sys.stderr)
-        code = ("import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); "
-                "from bench_inference import build_untrained_bundle; "
-                f"print(*build_untrained_bundle(Path({tmp.name!r})), sep='\\n')")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.REPO_ROOT)
-        if out.returncode:
-            sys.exit(f"could not build the temporary bundle:\n{out.stderr[-2000:]}")
-        model, facemodel = (Path(p) for p in out.stdout.strip().splitlines()[-2:])
-        note = "untrained cpu.yaml network (temporary bundle)"
+        sys.exit(f"no model bundle at {model}")
 
     results = []
     for runtime in [r.strip() for r in args.runtimes.split(",") if r.strip()]:
@@ -176,7 +135,7 @@ def main() -> None:
             sys.exit(f"{runtime} worker failed:\n{out.stderr[-3000:]}")
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    print(f"## Inference ({note or model}; texture {args.texture_size}², CPU, {os.cpu_count()} cores)\n")
+    print(f"## Inference ({model}; texture {args.texture_size}², CPU, {os.cpu_count()} cores)\n")
     print("ms per face (median of one photo); *reconstruct* = load → texture (no files), *end to end* = "
           "+ writing OBJ, GLB, PLY, NPZ and the overlay\n")
     print("| runtime | " + " | ".join(STAGES) + " | reconstruct | end to end | folder ms/photo | photos/s | "
@@ -194,14 +153,12 @@ def main() -> None:
     print(f"\ntargets: ≤ {TARGET_MS:.0f} ms per face end to end, peak ≤ {TARGET_PEAK_MB:.0f} MB; "
           f"folder: {results[0]['folder']['done']} of {results[0]['folder']['photos']} photos of {args.photos}; "
           f"load average at the end {os.getloadavg()[0]:.1f} (other processes share the cores)")
-    summary = {"model": note or str(model), "texture_size": args.texture_size, "results": results,
+    summary = {"model": str(model), "texture_size": args.texture_size, "results": results,
                "targets": {"end_to_end_ms": TARGET_MS, "peak_mb": TARGET_PEAK_MB},
                "load_average": round(os.getloadavg()[0], 2),
                "meets_targets": {r["runtime"]: {"reconstruct": r["single_ms"]["reconstruct"] <= TARGET_MS,
                                                 "end_to_end": r["single_ms"]["end_to_end"] <= TARGET_MS,
                                                 "peak": r["peak_rss_mb"] <= TARGET_PEAK_MB} for r in results}}
-    if tmp is not None:
-        tmp.cleanup()
     print(json.dumps(summary))
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
-
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -29,12 +28,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def list_photos(folder: Path) -> list[Path]:
+    from facerecon_core.io.photo import SUPPORTED_EXTENSIONS
+
     if folder.is_file():
         return [folder]
     if not folder.is_dir():
         raise SystemExit(f"batch_reconstruct: input {folder} is not a folder or file")
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and (p.suffix.lower() in PHOTO_SUFFIXES or p.suffix == ""))
+                  and (p.suffix.lower() in SUPPORTED_EXTENSIONS or p.suffix == ""))
 
 
 def main(argv: list[str]) -> int:
@@ -65,9 +66,7 @@ def main(argv: list[str]) -> int:
             for i, rec in enumerate(result.faces):
                 name = object_name(rec.source or str(photo), i, len(result.faces))
                 bpy.ops.wm.read_homefile(use_empty=True)
-                one = reconstruct.Result(faces=[rec], photo_size=result.photo_size,
-                                         model_version=result.model_version, exp_basis=result.exp_basis,
-                                         timings=result.timings)
+                one = replace(result, faces=[rec])
                 objects, _ = scene.build_result(one, texture_size=args.texture_size,
                                                 shape_keys=not args.no_shape_keys, camera=not args.no_camera,
                                                 scene=bpy.context.scene)
@@ -76,9 +75,6 @@ def main(argv: list[str]) -> int:
                 bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False, compress=True)
                 written.append(blend.name)
                 if args.glb:
-                    from dataclasses import replace
-
-                    from facerecon_core.export import MM_TO_M  # noqa: F401 - GLB is in metres, model frame
                     from facerecon_core.export._common import resize_texture
 
                     glb = write_glb(replace(rec, albedo=resize_texture(rec.albedo, args.texture_size)),

@@ -28,15 +28,15 @@ fr train --stage texture --config $CONFIG --data data/texture128 \
 fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
     --out "$RUNS/fusion" --max-steps 200 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
-# 3. choose the checkpoint with the synthetic suite (never the test photos): the texture stage's
-#    (geometry as trained in stage 1) against the fusion stage's. Measured: texture 0.833 mm
-#    point-to-plane / 1.82 mm expression / 4.3 % NME, fusion 0.950 / 2.92 / 12.2 % (its 200 steps on
-#    real photos pulled the geometry away), so the texture stage's checkpoint is the bundled model.
-for stage in texture fusion; do
-    fr export --checkpoint "$RUNS/$stage/best.pt" --out "$RUNS/model_$stage" --half --no-weights --overwrite
-    fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
+# 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB) from
+#    the texture stage's checkpoint, chosen over the fusion stage's with the synthetic suite (never the
+#    test photos). Measured: texture 0.833 mm point-to-plane / 1.82 mm expression / 4.3 % NME, fusion
+#    0.950 / 2.92 / 12.2 % (its 200 steps on real photos pulled the geometry away).
+fr export --checkpoint "$RUNS/texture/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr export --checkpoint "$RUNS/fusion/best.pt" --out "$RUNS/model_fusion" --half --no-weights --overwrite
+for model in facerecon_core/data/model "$RUNS/model_fusion"; do
+    fr eval --suite synthetic --count 100 --no-peers --model "$model" --out "$RUNS/choose_$(basename "$model")" --quiet
 done
 
-# 4. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB)
-fr export --checkpoint "$RUNS/texture/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+# 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
