@@ -375,11 +375,7 @@ def _addon_files() -> dict[str, Path]:
 
 def check_pair(model_dir: Path, facemodel: Path) -> None:
     """The bundle must be valid and trained on this face-model asset (same content hash)."""
-    from facerecon_core.inference.bundle import (
-        BundleError,
-        facemodel_hash_of,
-        read_manifest,
-    )
+    from facerecon_core.inference.bundle import BundleError, facemodel_hash_of, read_manifest
 
     try:
         want, got = read_manifest(model_dir)["facemodel"]["content_hash"], facemodel_hash_of(facemodel)

@@ -50,7 +50,6 @@ def render_heat(model: FaceModel, values: np.ndarray, yaw_deg: float = 0.0, size
     import matplotlib
 
     from facerecon_core.pose import CropCamera, euler_to_matrix
-    from facerecon_core.render.camera import PerspectiveCamera
     from facerecon_core.render.numpy_render import render_mesh_numpy
 
     cmap = matplotlib.colormaps["jet"]
@@ -63,7 +62,7 @@ def render_heat(model: FaceModel, values: np.ndarray, yaw_deg: float = 0.0, size
     verts = (verts + [0.0, 0.0, -depth]).astype(np.float32)
     sh = np.zeros((3, 9), np.float32)
     sh[:, 0], sh[:, 2] = 0.75, 0.35
-    image, _ = render_mesh_numpy(verts, model.triangles, PerspectiveCamera(cam.focal, size, size, near=10.0, far=1e5),
+    image, _ = render_mesh_numpy(verts, model.triangles, cam.render_camera(),
                                  vertex_colors=colors.astype(np.float32), sh=sh, background=np.ones((size, size, 3)))
     return np.clip(image[0], 0.0, 1.0)
 

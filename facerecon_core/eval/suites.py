@@ -7,7 +7,6 @@ JSON-able dict; :func:`run_eval` runs the requested suites and writes the report
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,12 +274,10 @@ def face_region_vertices(model: FaceModel) -> np.ndarray:
 
 def _render_inputs(out: PeerOutput, model: FaceModel):
     from facerecon_core.pose import CropCamera, to_camera
-    from facerecon_core.render.camera import PerspectiveCamera
 
     size = int(out.extras["crop_size"])
-    cam = CropCamera(size)
     verts = to_camera(out.shape.astype(np.float64), out.extras["angles"], out.extras["translation"]).astype(np.float32)
-    return verts, PerspectiveCamera(cam.focal, size, size, near=10.0, far=1e5), size
+    return verts, CropCamera(size).render_camera(), size
 
 
 def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceModel, region_tri: np.ndarray,
@@ -378,8 +375,8 @@ def speed_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int
         _, batched = method.timed_batch(crops, use, batch_size=16)
         out[method.name] = {"single_ms": float(np.median(single)), "batched_ms": float(batched)}
     t = time.perf_counter()
+    g = faces[0]
     for f in faces:
-        g = faces[0]
         metrics.geometry_error(g.shape, model.triangles, f.shape, pred_landmarks=g.shape[model.landmark_indices],
                                gt_landmarks=f.shape[model.landmark_indices])
     out["_metric_geometry_ms"] = 1000.0 * (time.perf_counter() - t) / count
@@ -426,6 +423,3 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
     write_report(results, out_dir, model)
     return results
 
-
-def load_results(out_dir: Path) -> dict:
-    return json.loads((Path(out_dir) / "results.json").read_text())

@@ -21,7 +21,6 @@ from facerecon_core.datasets.expressions import ExpressionPrior
 from facerecon_core.datasets.scene import BackgroundBank, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
-from facerecon_core.render.camera import PerspectiveCamera
 from facerecon_core.render.numpy_render import render_mesh_numpy
 
 EVAL_STREAM = 0xE7A1_5EED  # first word of every test face's seed: disjoint from the 2-word training seeds
@@ -61,7 +60,7 @@ class SyntheticFaces:
         self.model, self.seed, self.count, self.res, self.poses = model, int(seed), int(count), res, poses
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
         self.camera = CropCamera(res)
-        self.render_camera = PerspectiveCamera(self.camera.focal, res, res, near=10.0, far=1e5)
+        self.render_camera = self.camera.render_camera()
         self.backgrounds = backgrounds
         if self.backgrounds is None:
             from facerecon_core import paths
