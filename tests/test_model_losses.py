@@ -137,6 +137,7 @@ def test_reconstruction_and_adversarial():
     a = torch.rand(2, 3, 8, 8)
     assert reconstruction_loss(a, a) == 0
     assert torch.isclose(reconstruction_loss(a + 0.5, a), torch.tensor(0.25))
+    assert torch.isclose(reconstruction_loss(a + 2 / 255, a, levels=255.0), torch.tensor(4.0))  # pixel values
     mask = torch.zeros(2, 1, 8, 8)
     mask[..., :4] = 1.0
     b = a.clone()
@@ -155,6 +156,7 @@ def test_pixel_and_alignment_losses():
     render[..., 0, :] = 0.0  # outside the mask
     assert pixel_loss(img, render, mask) == 0
     assert torch.isclose(pixel_loss(img, img + 0.1, mask), torch.tensor(0.3))
+    assert torch.isclose(pixel_loss(img, img + 1 / 255, mask, levels=255.0), torch.tensor(3.0))
     lm = torch.rand(2, 68, 2) * 128
     assert alignment_loss(lm, lm, 128) == 0
     shift = torch.tensor([3.0, 4.0])

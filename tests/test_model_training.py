@@ -114,3 +114,20 @@ def test_fusion_step_lowers_the_fusion_loss(config, facemodel, batch):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.texture_net.parameters())
     after = evaluate()
     assert after["total"] < before["total"], (before, after)
+
+
+def test_fusion_stage_keeps_the_frozen_subnetworks(config, facemodel, batch):
+    from facerecon_core.model.config import ConfigError
+    from facerecon_core.train.stages import make_stage
+
+    assert config.train.fusion_frozen == ["encoder", "decoder_id", "decoder_exp"]  # cpu.yaml
+    torch.manual_seed(0)
+    net = DualStreamNet(config, facemodel)
+    before = copy.deepcopy(net.state_dict())
+    stage = make_stage("fusion", net, config, facemodel)
+    assert np.isfinite(stage.step(batch)["total"])
+    after = net.state_dict()
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"psn", "texture_net"}, changed
+    with pytest.raises(ConfigError, match="unknown sub-network.*decoder"):
+        Config.from_dict({"train": {"fusion_frozen": ["decoder"]}})

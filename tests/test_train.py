@@ -42,15 +42,40 @@ def test_epoch_order_is_deterministic_and_sharded():
         EpochOrder(train_ids, 8, seed=0, world=3)
 
 
+def test_resume_compares_only_what_the_stage_uses():
+    from facerecon_core.model import Config
+    from facerecon_core.train.runner import stage_settings
+
+    base = Config.load(CONFIG)
+    fusion_changed = Config.load(CONFIG)
+    fusion_changed.losses.fusion.pix, fusion_changed.train.fusion_frozen = 1.0, []
+    assert stage_settings(base, "geometry") == stage_settings(fusion_changed, "geometry")
+    assert stage_settings(base, "texture") == stage_settings(fusion_changed, "texture")
+    assert stage_settings(base, "fusion") != stage_settings(fusion_changed, "fusion")
+    wider = Config.load(CONFIG)
+    wider.model.encoder.latent_dim = 256
+    assert stage_settings(base, "geometry") != stage_settings(wider, "geometry")
+
+
+def test_learning_rate_decays_over_the_last_steps(tmp_path: Path, capsys):
+    from facerecon_core.train.runner import decay_factor
+
+    assert [decay_factor(s, 10, 4) for s in range(10)] == [1.0] * 7 + [0.75, 0.5, 0.25]
+    assert _train(tmp_path / "run", tmp_path, tmp_path / "facemodel.npz", "--decay-steps", "5") != 0
+    assert "--decay-steps 5 needs --max-steps" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_geometry_stage_learns_and_writes_its_run(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
     run = tmp_path / "run"
-    assert _train(run, asm_dataset, facemodel_path, "--max-steps", "12") == 0
+    assert _train(run, asm_dataset, facemodel_path, "--max-steps", "12", "--decay-steps", "4") == 0
     losses = _losses(run, "train")
     assert len(losses) == 12 and sum(losses[-3:]) < 0.7 * sum(losses[:3])
     assert {p.name for p in run.iterdir()} >= {"last.pt", "best.pt", "log.csv", "samples", "tb"}
     assert len(list((run / "samples").glob("epoch_*.png"))) == 3  # 36 training samples: 4 batches an epoch
     state = load_checkpoint(run / "last.pt")
     assert state["step"] == 12 and state["stage"] == "geometry"
+    assert state["optimizers"]["geometry"]["param_groups"][0]["lr"] == pytest.approx(2e-4 / 4)  # the last step's
     vertex_mm = _losses(run, "val", "vertex_mm")  # validation each epoch, in eval mode
     assert len(vertex_mm) == 3 and all(0 < v < 100 for v in vertex_mm)
     assert _train(run, asm_dataset, facemodel_path, "--max-steps", "13") == 2  # exists: --resume needed

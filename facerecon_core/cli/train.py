@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (earlier stage)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (in all)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (this run)")
+    p.add_argument("--decay-steps", type=int, default=0,
+                   help="lower the learning rate linearly to 0 over the last N steps before --max-steps")
     p.add_argument("--epochs", type=int, default=1000, help="stop after this many epochs (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=20, help="hold out every n-th sample (default 20)")
@@ -35,7 +37,7 @@ def _train(args: argparse.Namespace) -> int:
 
     progress = train(TrainArgs(
         stage=args.stage, config=args.config, data=args.data, out=args.out, resume=args.resume, init=args.init,
-        max_steps=args.max_steps, max_minutes=args.max_minutes, epochs=args.epochs, seed=args.seed,
+        max_steps=args.max_steps, max_minutes=args.max_minutes, decay_steps=args.decay_steps, epochs=args.epochs, seed=args.seed,
         val_every=args.val_every, checkpoint_every=args.checkpoint_every, workers=args.workers, device=args.device,
         freeze_bn=args.freeze_bn, facemodel=args.facemodel))
     print(f"{args.out}: stage {args.stage}, step {progress.step}, epoch {progress.epoch}, "

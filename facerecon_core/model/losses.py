@@ -5,7 +5,8 @@ Texture stream (eq. 18):  ω_r L_rec + ω_c L_con + ω_a L_adv             (0.1,
 Fusion module (eq. 23):   λ_1 L_pix + λ_2 L_id + λ_3 L_ali              (0.1, 2, 1e-2)
 
 Every function returns a scalar averaged over the batch. ASM terms measure millimetres in
-``unit_mm`` (default 10: centimetres) and average over texels instead of summing (eq. 5/6), so
+``unit_mm`` (default 10: centimetres) and average over texels instead of summing (eq. 5/6), and
+L_rec / L_pix measure intensities in ``levels`` per unit (default 255: 8-bit pixel values), so
 that the paper's weights give terms of similar magnitude.
 """
 
@@ -109,9 +110,11 @@ class GeometryLoss(nn.Module):
 # ------------------------------------------------------------------------------- texture stream
 
 
-def reconstruction_loss(i_a: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 15: (1/WHC) Σ ‖I_a − Î_a‖²; with ``mask`` [B, 1, H, W] (texel visibility) the mean runs over it."""
-    err = (i_a - target).square()
+def reconstruction_loss(i_a: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                        levels: float = 1.0) -> torch.Tensor:
+    """Eq. 15: (1/WHC) Σ ‖I_a − Î_a‖² of [0, 1] maps measured in ``levels`` (255: pixel values); with
+    ``mask`` [B, 1, H, W] (texel visibility) the mean runs over it."""
+    err = ((i_a - target) * levels).square()
     if mask is None:
         return err.mean()
     return (err * mask).sum() / (mask.sum() * i_a.shape[1]).clamp_min(1.0)
@@ -195,7 +198,7 @@ class TextureLoss(nn.Module):
                   ) -> dict[str, torch.Tensor]:
         target, vis = batch["uv_texture"], batch.get("uv_visibility")
         masked = (i_a, target) if vis is None else (i_a * vis, target * vis)
-        terms = {"rec": reconstruction_loss(i_a, target, vis), "con": self.contextual(*masked),
+        terms = {"rec": reconstruction_loss(i_a, target, vis, self.w.levels), "con": self.contextual(*masked),
                  "adv": adversarial_g_loss(discriminator(i_a))}
         terms["total"] = self.w.rec * terms["rec"] + self.w.con * terms["con"] + self.w.adv * terms["adv"]
         return terms
@@ -208,9 +211,10 @@ class TextureLoss(nn.Module):
 # -------------------------------------------------------------------------------- fusion module
 
 
-def pixel_loss(image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Eq. 20: L1 colour error ‖I_o − I_R‖₁ (summed over channels) averaged over the visibility mask."""
-    per_pixel = (image - render).abs().sum(1, keepdim=True)
+def pixel_loss(image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, levels: float = 1.0) -> torch.Tensor:
+    """Eq. 20: L1 colour error ‖I_o − I_R‖₁ (summed over channels) of [0, 1] images measured in
+    ``levels`` (255: pixel values), averaged over the visibility mask."""
+    per_pixel = (image - render).abs().sum(1, keepdim=True) * levels
     return ((per_pixel * mask).flatten(1).sum(-1) / mask.flatten(1).sum(-1).clamp_min(1.0)).mean()
 
 
@@ -245,7 +249,7 @@ class FusionLoss(nn.Module):
         composite = torch.lerp(image, out.I_R, out.render_mask)
         with torch.no_grad():
             emb_o = self.identity(image, lms)
-        terms = {"pix": pixel_loss(image, out.I_R, batch["face_mask"]),
+        terms = {"pix": pixel_loss(image, out.I_R, batch["face_mask"], self.w.levels),
                  "id": identity_loss(emb_o, self.identity(composite, lms)),
                  "ali": alignment_loss(out.landmarks_2d, lms, self.crop_size)}
         terms["total"] = self.w.pix * terms["pix"] + self.w.id * terms["id"] + self.w.ali * terms["ali"]

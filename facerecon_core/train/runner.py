@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from facerecon_core.datasets.torch_data import Augment, FaceDataset
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.io import save_image
-from facerecon_core.model.config import Config
+from facerecon_core.model.config import Config, ConfigError
 from facerecon_core.model.network import DualStreamNet
 from facerecon_core.train.checkpoint import (CheckpointError, checkpoint_state, load_checkpoint, model_state,
                                              save_checkpoint)
@@ -41,6 +41,7 @@ class TrainArgs:
     init: Path | None = None
     max_steps: int | None = None
     max_minutes: float | None = None
+    decay_steps: int = 0  # the learning rate falls linearly to 0 over the last N steps before max_steps
     epochs: int = 1000
     seed: int = 0
     val_every: int = 20  # every n-th sample is held out for validation (0: none)
@@ -63,6 +64,8 @@ class Progress:
 
 
 def train(args: TrainArgs) -> Progress:
+    if args.decay_steps and not (args.max_steps and 0 < args.decay_steps <= args.max_steps):
+        raise ConfigError(f"--decay-steps {args.decay_steps} needs --max-steps of at least as many steps")
     dist = init_distributed(args.device)
     config = Config.load(args.config)
     facemodel = FaceModel.load(args.facemodel)
@@ -112,6 +115,7 @@ def train(args: TrainArgs) -> Progress:
             progress.best_metric = metrics["total"]
             save("best.pt")
 
+    base_lr = getattr(config.train, f"lr_{args.stage}")
     stopped = False
     while not stopped and progress.epoch < args.epochs and not out_of_budget():
         dataset.set_epoch(progress.epoch)
@@ -123,6 +127,8 @@ def train(args: TrainArgs) -> Progress:
                 stopped = True
                 break
             batch = adapt_batch({k: v.to(dist.device) for k, v in batch.items()}, config.model)
+            if args.decay_steps:
+                set_learning_rate(stage, base_lr * decay_factor(progress.step, args.max_steps, args.decay_steps))
             metrics = average_metrics(stage.step(batch), dist.world)
             progress.step += 1
             progress.batch_in_epoch += 1
@@ -145,14 +151,35 @@ def train(args: TrainArgs) -> Progress:
     return progress
 
 
+def decay_factor(step: int, max_steps: int, decay_steps: int) -> float:
+    """Learning-rate factor for the step after ``step`` steps: 1, then linear to 1/N on the last of N steps."""
+    return min(1.0, (max_steps - step) / decay_steps)
+
+
+def set_learning_rate(stage, lr: float) -> None:
+    for optimizer in stage.optimizers().values():
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def stage_settings(config: Config, stage: str) -> dict:
+    """The parts of ``config`` that a ``stage`` run depends on (a resumed run must keep them)."""
+    train = dataclasses.asdict(config.train)
+    used = {"batch_size", "betas", f"lr_{stage}"} | ({"fusion_frozen"} if stage == "fusion" else set())
+    return {"model": dataclasses.asdict(config.model), f"losses.{stage}": dataclasses.asdict(getattr(config.losses, stage)),
+            **{f"train.{k}": v for k, v in train.items() if k in used}}
+
+
 def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, main: bool) -> Progress:
     last = args.out / "last.pt"
     if args.resume and last.is_file():
         state = load_checkpoint(last)
         if state["stage"] != args.stage:
             raise CheckpointError(f"{last} is a {state['stage']} run, not {args.stage}")
-        if dataclasses.asdict(Config.from_dict(state["config"])) != dataclasses.asdict(config):  # defaults filled in
-            raise CheckpointError(f"{last} was trained with a different config than {args.config}")
+        saved, now = (stage_settings(c, args.stage) for c in (Config.from_dict(state["config"]), config))
+        if saved != now:  # defaults filled in; other stages' settings may differ
+            keys = ", ".join(k for k in now if saved.get(k) != now[k])
+            raise CheckpointError(f"{last} was trained with a different config than {args.config} ({keys})")
         net.load_state_dict(model_state(state["model"]))
         if stage.discriminator is not None and state["discriminator"] is not None:
             stage.discriminator.load_state_dict(model_state(state["discriminator"]))

@@ -125,9 +125,9 @@ class TextureStage(Stage):
         self.net.eval()
         i_a, _ = self.net.texture(batch["uv_albedo"], batch["image"], batch["landmarks_2d"])
         target, vis = batch["uv_texture"], batch.get("uv_visibility")
-        rec = float(L.reconstruction_loss(i_a, target, vis))
-        con = float(self.loss.contextual(i_a, target) if vis is None else self.loss.contextual(i_a * vis, target * vis))
         w = self.config.losses.texture
+        rec = float(L.reconstruction_loss(i_a, target, vis, w.levels))
+        con = float(self.loss.contextual(i_a, target) if vis is None else self.loss.contextual(i_a * vis, target * vis))
         return {"rec": rec, "con": con, "total": w.rec * rec + w.con * con}
 
     @torch.no_grad()
@@ -148,7 +148,12 @@ class FusionStage(Stage):
     def __init__(self, net, config, facemodel, world=1, freeze_bn=True):
         super().__init__(net, config, facemodel, world, freeze_bn)
         self.loss = L.FusionLoss(config.losses.fusion, config.model.input_size)
-        self.optimizer = self.adam(net.parameters(), config.train.lr_fusion)
+        frozen = set(config.train.fusion_frozen)
+        for name in frozen:  # config.train.fusion_frozen: kept fixed (no gradient, not in the optimiser)
+            if getattr(net, name) is not None:
+                getattr(net, name).requires_grad_(False)
+        params = [p for name, p in net.named_parameters() if name.split(".")[0] not in frozen]
+        self.optimizer = self.adam(params, config.train.lr_fusion)
 
     def optimizers(self):
         return {"fusion": self.optimizer}
