@@ -37,9 +37,9 @@ def _train(args: argparse.Namespace) -> int:
 
     progress = train(TrainArgs(
         stage=args.stage, config=args.config, data=args.data, out=args.out, resume=args.resume, init=args.init,
-        max_steps=args.max_steps, max_minutes=args.max_minutes, decay_steps=args.decay_steps, epochs=args.epochs, seed=args.seed,
-        val_every=args.val_every, checkpoint_every=args.checkpoint_every, workers=args.workers, device=args.device,
-        freeze_bn=args.freeze_bn, facemodel=args.facemodel))
+        max_steps=args.max_steps, max_minutes=args.max_minutes, decay_steps=args.decay_steps, epochs=args.epochs,
+        seed=args.seed, val_every=args.val_every, checkpoint_every=args.checkpoint_every, workers=args.workers,
+        device=args.device, freeze_bn=args.freeze_bn, facemodel=args.facemodel))
     print(f"{args.out}: stage {args.stage}, step {progress.step}, epoch {progress.epoch}, "
           f"best validation {progress.best_metric:.4g}")
     return 0
