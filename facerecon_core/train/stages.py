@@ -148,12 +148,10 @@ class FusionStage(Stage):
     def __init__(self, net, config, facemodel, world=1, freeze_bn=True):
         super().__init__(net, config, facemodel, world, freeze_bn)
         self.loss = L.FusionLoss(config.losses.fusion, config.model.input_size)
-        frozen = set(config.train.fusion_frozen)
-        for name in frozen:  # config.train.fusion_frozen: kept fixed (no gradient, not in the optimiser)
+        for name in config.train.fusion_frozen:  # kept fixed: no gradient, not in the optimiser
             if getattr(net, name) is not None:
                 getattr(net, name).requires_grad_(False)
-        params = [p for name, p in net.named_parameters() if name.split(".")[0] not in frozen]
-        self.optimizer = self.adam(params, config.train.lr_fusion)
+        self.optimizer = self.adam([p for p in net.parameters() if p.requires_grad], config.train.lr_fusion)
 
     def optimizers(self):
         return {"fusion": self.optimizer}
