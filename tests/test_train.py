@@ -120,19 +120,39 @@ def test_torchrun_two_processes_match_one(asm_dataset: Path, facemodel_path: Pat
     assert _losses(tmp_path / "two", "train")[:1] == pytest.approx(_losses(tmp_path / "one", "train")[:1], rel=1e-4)
 
 
+def test_training_keeps_the_torch_thread_count_numba_would_change():
+    code = ("import torch\nfrom facerecon_core.train.runner import _keep_torch_threads\n"
+            "from facerecon_core.render.kernels import rasterize_numpy\nimport numpy as np\n_keep_torch_threads()\n"
+            "rasterize_numpy(np.array([[[-1, -1, 0, 1], [1, -1, 0, 1], [0, 1, 0, 1]]], np.float32), "
+            "np.array([[0, 1, 2]], np.int32), (8, 8))\nprint(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1"]
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
     """A run killed with SIGKILL resumes from its last checkpoint and ends where an uninterrupted run does."""
     import signal
     import time
 
+    # every run in a subprocess with one thread: the same float reduction order in all three
     args = ["--stage", "geometry", "--config", str(CONFIG), "--data", str(asm_dataset), "--facemodel",
-            str(facemodel_path), "--workers", "0", "--val-every", "10", "--checkpoint-every", "2"]
-    straight = tmp_path / "straight"
-    assert _train(straight, asm_dataset, facemodel_path, "--max-steps", "8", "--checkpoint-every", "2") == 0
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "facerecon_core", "train", "--out", str(killed), *args,
-                             "--max-steps", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            str(facemodel_path), "--workers", "0", "--val-every", "10", "--checkpoint-every", "2", "--max-steps", "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    log = tmp_path / "stderr.txt"
+
+    def run(out: Path, *extra: str) -> subprocess.Popen:
+        with open(log, "w") as fh:
+            return subprocess.Popen([sys.executable, "-m", "facerecon_core", "train", "--out", str(out), *args,
+                                     *extra], env=env, stdout=subprocess.DEVNULL, stderr=fh)
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    proc = run(straight)
+    assert proc.wait(timeout=600) == 0, log.read_text()[-2000:]
+    proc = run(killed)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (killed / "last.pt").exists():
         time.sleep(0.2)
@@ -140,7 +160,8 @@ def test_resume_after_kill_9(asm_dataset: Path, facemodel_path: Path, tmp_path: 
     proc.wait()
     assert (killed / "last.pt").exists() and not list(killed.glob(".*.tmp"))
     assert load_checkpoint(killed / "last.pt")["step"] < 8
-    assert _train(killed, asm_dataset, facemodel_path, "--max-steps", "8", "--checkpoint-every", "2", "--resume") == 0
+    proc = run(killed, "--resume")
+    assert proc.wait(timeout=600) == 0, log.read_text()[-2000:]
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(killed / "last.pt")
     assert a["step"] == b["step"] == 8
     for key, value in a["model"].items():
