@@ -23,11 +23,15 @@ fr data synth --kind asm --count 16000 --seed 12 --res 128 --photos $PHOTOS --ou
 resume() { [ -f "$1/last.pt" ] && echo --resume || echo "${@:2}"; }
 fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 data/texture128 \
     --out "$RUNS/geometry" --max-steps 14000 --decay-steps 1000 --workers 1 $(resume "$RUNS/geometry")
+# a warm restart: the rate back at lr_geometry, a fresh optimizer, then a longer decay
+fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 data/texture128 \
+    --out "$RUNS/geometry2" --max-steps 6000 --decay-steps 3000 --workers 1 \
+    $(resume "$RUNS/geometry2" --init "$RUNS/geometry/best.pt")
 fr train --stage texture --config $CONFIG --data data/texture128 \
-    --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry/best.pt")
+    --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry2/best.pt")
 # fusion keeps the encoder and the ASM decoders fixed (cpu.yaml's train.fusion_frozen): light, pose, texture
 fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
-    --out "$RUNS/fusion" --max-steps 1000 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
+    --out "$RUNS/fusion" --max-steps 2000 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the
 #    fusion checkpoint, checked against the texture stage's with the synthetic suite (never the test
