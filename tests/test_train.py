@@ -120,9 +120,10 @@ def test_torchrun_two_processes_match_one(asm_dataset: Path, facemodel_path: Pat
     assert _losses(tmp_path / "two", "train")[:1] == pytest.approx(_losses(tmp_path / "one", "train")[:1], rel=1e-4)
 
 
-def test_training_keeps_the_torch_thread_count_numba_would_change():
-    code = ("import torch\nfrom facerecon_core.train.runner import _keep_torch_threads\n"
-            "from facerecon_core.render.kernels import rasterize_numpy\nimport numpy as np\n_keep_torch_threads()\n"
+def test_torch_thread_count_survives_the_numba_kernels():
+    """numba's OpenMP layer would set torch's thread count to the core count on its first launch."""
+    code = ("import numpy as np, torch\nfrom facerecon_core.render.cpu import keep_torch_threads\n"
+            "from facerecon_core.render.kernels import rasterize_numpy\nkeep_torch_threads()\n"
             "rasterize_numpy(np.array([[[-1, -1, 0, 1], [1, -1, 0, 1], [0, 1, 0, 1]]], np.float32), "
             "np.array([[0, 1, 2]], np.int32), (8, 8))\nprint(torch.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},

@@ -9,6 +9,18 @@ from torch.autograd.function import once_differentiable
 from . import kernels
 
 
+def keep_torch_threads() -> None:
+    """Keep torch's thread count (``OMP_NUM_THREADS``) through the numba kernels.
+
+    numba's OpenMP layer, when it starts, sets the OpenMP thread count that torch shares to the number
+    of cores: start it now and restore torch's count."""
+    import numba
+
+    threads = torch.get_num_threads()
+    numba.get_num_threads()  # launches numba's threads
+    torch.set_num_threads(threads)
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 

@@ -24,6 +24,7 @@ from facerecon_core.facemodel import FaceModel
 from facerecon_core.io import save_image
 from facerecon_core.model.config import Config, ConfigError
 from facerecon_core.model.network import DualStreamNet
+from facerecon_core.render.cpu import keep_torch_threads
 from facerecon_core.train.checkpoint import (CheckpointError, checkpoint_state, load_checkpoint, model_state,
                                              save_checkpoint)
 from facerecon_core.train.data import EpochOrder, adapt_batch, collate, split_indices
@@ -63,20 +64,10 @@ class Progress:
     history: list[dict] = field(default_factory=list)
 
 
-def _keep_torch_threads() -> None:
-    """numba's OpenMP layer sets the OpenMP thread count, which torch shares, to the number of cores
-    when it starts: start it now and restore torch's count (``OMP_NUM_THREADS`` / ``torch.set_num_threads``)."""
-    import numba
-
-    threads = torch.get_num_threads()
-    numba.get_num_threads()  # launches numba's threads
-    torch.set_num_threads(threads)
-
-
 def train(args: TrainArgs) -> Progress:
     if args.decay_steps and not (args.max_steps and 0 < args.decay_steps <= args.max_steps):
         raise ConfigError(f"--decay-steps {args.decay_steps} needs --max-steps of at least as many steps")
-    _keep_torch_threads()
+    keep_torch_threads()  # numba's first launch would change torch's thread count mid-run
     dist = init_distributed(args.device)
     config = Config.load(args.config)
     facemodel = FaceModel.load(args.facemodel)
