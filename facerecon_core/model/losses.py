@@ -194,12 +194,15 @@ class TextureLoss(nn.Module):
         self.w = weights
         self.contextual = ContextualLoss(weights.con_layers, weights.con_bandwidth, weights.con_max_side, pretrained)
 
-    def generator(self, i_a: torch.Tensor, batch: dict[str, torch.Tensor], discriminator: nn.Module
-                  ) -> dict[str, torch.Tensor]:
+    def content(self, i_a: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """L_rec and L_con against the batch's ``uv_texture`` (within ``uv_visibility`` when given)."""
         target, vis = batch["uv_texture"], batch.get("uv_visibility")
         masked = (i_a, target) if vis is None else (i_a * vis, target * vis)
-        terms = {"rec": reconstruction_loss(i_a, target, vis, self.w.levels), "con": self.contextual(*masked),
-                 "adv": adversarial_g_loss(discriminator(i_a))}
+        return {"rec": reconstruction_loss(i_a, target, vis, self.w.levels), "con": self.contextual(*masked)}
+
+    def generator(self, i_a: torch.Tensor, batch: dict[str, torch.Tensor], discriminator: nn.Module
+                  ) -> dict[str, torch.Tensor]:
+        terms = {**self.content(i_a, batch), "adv": adversarial_g_loss(discriminator(i_a))}
         terms["total"] = self.w.rec * terms["rec"] + self.w.con * terms["con"] + self.w.adv * terms["adv"]
         return terms
 

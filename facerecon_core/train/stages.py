@@ -124,11 +124,9 @@ class TextureStage(Stage):
     def evaluate(self, batch):
         self.net.eval()
         i_a, _ = self.net.texture(batch["uv_albedo"], batch["image"], batch["landmarks_2d"])
-        target, vis = batch["uv_texture"], batch.get("uv_visibility")
+        terms = {k: float(v) for k, v in self.loss.content(i_a, batch).items()}
         w = self.config.losses.texture
-        rec = float(L.reconstruction_loss(i_a, target, vis, w.levels))
-        con = float(self.loss.contextual(i_a, target) if vis is None else self.loss.contextual(i_a * vis, target * vis))
-        return {"rec": rec, "con": con, "total": w.rec * rec + w.con * con}
+        return {**terms, "total": w.rec * terms["rec"] + w.con * terms["con"]}
 
     @torch.no_grad()
     def visualise(self, batch):
