@@ -17,9 +17,12 @@ import torch
 from facerecon_core import paths
 from facerecon_core.inference import BundleError, ModelBundle, decode_pose, encode_pose
 from facerecon_core.inference.export import ExportError, build_network, export_bundle, strip_prefixes
+from facerecon_core.inference.mirror import (REFLECT_SH, average_rotations, mirror_images, reflect_asm,
+                                             reflect_pose)
 from facerecon_core.train.checkpoint import FORMAT, checkpoint_state
 from facerecon_core.model import Config, DualStreamNet
 from facerecon_core.model import decode_pose as torch_decode_pose
+from facerecon_core.pose import CropCamera, to_camera
 
 CPU_YAML = paths.REPO_ROOT / "training" / "configs" / "cpu.yaml"
 K_ALBEDO = 3
@@ -153,6 +156,52 @@ def test_numpy_pose_decoding_mirrors_torch():
     np.testing.assert_allclose(got_a, angles.numpy(), atol=1e-12)
     np.testing.assert_allclose(got_t, translation.numpy(), rtol=1e-12)
     np.testing.assert_allclose(encode_pose(got_a, got_t), p_h.numpy(), atol=1e-9)
+
+
+def test_mirror_averaging_is_exactly_mirror_symmetric(bundle_dir, fm):
+    """``run(mirror=True)`` on mirrored crops gives the reflection of its prediction on the crops (the
+    average is symmetric by construction), and the average lies between the two single predictions."""
+    bundle = ModelBundle.load(bundle_dir, facemodel=fm)
+    crops, _ = inputs(batch=2, seed=3)
+    out = bundle.run(crops, texture=False, mirror=True)
+    flipped = bundle.run(mirror_images(crops), texture=False, mirror=True)
+    np.testing.assert_allclose(flipped.A_id, reflect_asm(out.A_id), atol=1e-4)
+    np.testing.assert_allclose(flipped.A_exp, reflect_asm(out.A_exp), atol=1e-4)
+    np.testing.assert_allclose(flipped.sh, out.sh * REFLECT_SH, atol=1e-5)
+    angles, translation = reflect_pose(out.angles, out.translation)
+    np.testing.assert_allclose(flipped.angles, angles, atol=1e-5)
+    np.testing.assert_allclose(flipped.translation, translation, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(bundle.decode_pose(out.p_h)[1], out.translation, rtol=1e-5, atol=1e-3)
+    single = bundle.run(crops, texture=False)
+    mirror_single = bundle.run(mirror_images(crops), texture=False)
+    np.testing.assert_allclose(out.A_id, 0.5 * (single.A_id + reflect_asm(mirror_single.A_id)), atol=1e-4)
+    np.testing.assert_array_equal(out.albedo_coefficients, single.albedo_coefficients)  # p_t: the crops' own
+
+
+def test_reflected_pose_projects_to_the_mirror_image(facemodel):
+    """The reflection the mirror average relies on: the reflected shape (x negated) posed by
+    ``reflect_pose`` projects every point to the mirror image (x → S − 1 − x) of where the face projects it;
+    ``reflect_asm`` is that reflection on the UV map; rotations average as expected."""
+    rng = np.random.default_rng(5)
+    shape = facemodel.vertices(rng.standard_normal(facemodel.n_id).astype(np.float32))
+    camera, size = CropCamera(128), 128
+    angles, translation = np.array([0.2, 0.5, -0.1]), np.array([6.0, -4.0, -900.0])
+    lms = camera.project(to_camera(shape[facemodel.landmark_indices], angles, translation))
+    r_angles, r_translation = reflect_pose(angles, translation)
+    mirrored_shape = shape * np.array([-1.0, 1.0, 1.0])  # P S: the reflected face's vertices
+    r_lms = camera.project(to_camera(mirrored_shape[facemodel.landmark_indices], r_angles, r_translation))
+    np.testing.assert_allclose(r_lms[:, 0], size - 1 - lms[:, 0], atol=1e-6)
+    np.testing.assert_allclose(r_lms[:, 1], lms[:, 1], atol=1e-6)
+    # on the UV map (symmetric about u = 0.5): the near-symmetric mean face moved 5 mm to the right
+    # comes back 5 mm to the left
+    mean = facemodel.vertices(np.zeros(facemodel.n_id, np.float32)) + np.float32([5.0, 0.0, 0.0])
+    back = facemodel.from_uv_map(reflect_asm(facemodel.to_uv_map(mean, 128)[None])[0])
+    error = np.linalg.norm(back - (mean - [10.0, 0.0, 0.0]), axis=1)
+    assert error.mean() < 1.5 and error[facemodel.landmark_indices].mean() < 1.5  # mm (the BFM mean's asymmetry)
+    # averaging a rotation with itself, or with its reflection twice over, returns it
+    np.testing.assert_allclose(average_rotations(angles[None], angles[None])[0], angles, atol=1e-9)
+    a, b = np.array([[0.1, 0.3, 0.0]]), np.array([[0.1, 0.5, 0.0]])
+    np.testing.assert_allclose(average_rotations(a, b), [[0.1, 0.4, 0.0]], atol=1e-3)
 
 
 def test_loader_imports_and_runs_without_torch(bundle_dir):

@@ -10,6 +10,7 @@ import pytest
 from facerecon_core.cli import main
 from facerecon_core.datasets import storage
 from facerecon_core.datasets.expressions import ExpressionPrior
+from facerecon_core.datasets.scene import PoseRange
 from facerecon_core.datasets.synth import SynthRequest, synth
 from facerecon_core.datasets.torch_data import FaceDataset
 from facerecon_core.facemodel import FaceModel
@@ -148,3 +149,22 @@ def test_synth_photos_from_a_list_file(tmp_path):
     request = SynthRequest("asm", 1, seed=0, out=tmp_path, photos=tuple(args.photos))
     assert request.photo_sources() == [Path("faces/a.jpg"), Path("faces/more")]
     assert SynthRequest("asm", 1, seed=0, out=tmp_path).photo_sources() == [paths.shared_dir() / "faces"]
+
+
+def test_pose_range_widens_the_asm_poses(facemodel_path: Path, tmp_path: Path, asm_dataset: Path):
+    """``--pose-range YAW PITCH ROLL``: the sampled poses follow it, the spec records it (a folder of the
+    default range is refused), and it is refused for kinds whose poses come from photos."""
+    out = tmp_path / "wide"
+    args = ["data", "synth", "--kind", "asm", "--count", "24", "--seed", "7", "--res", "64",
+            "--facemodel", str(facemodel_path), "--out", str(out)]
+    assert main(args + ["--pose-range", "0", "60", "0"]) == 0
+    data = storage.ShardedDataset(out)
+    angles = np.degrees(np.array([data[i]["angles"] for i in range(len(data))]))
+    assert np.abs(angles[:, 1:]).max() < 1e-6  # no yaw, no roll
+    assert np.abs(angles[:, 0]).max() <= 60.0 + 1e-3 and np.abs(angles[:, 0]).max() > 30.0  # pitch beyond ±30°
+    assert data.spec.generator.endswith("poses ±0/60/0")
+    with pytest.raises(storage.DatasetError, match="different dataset"):
+        synth(SynthRequest("asm", 24, seed=7, out=out, res=64, facemodel=facemodel_path), progress=False)
+    with pytest.raises(storage.DatasetError, match="asm data only"):
+        synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path,
+                           poses=PoseRange(pitch=45.0)), progress=False)

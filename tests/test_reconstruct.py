@@ -217,6 +217,34 @@ def test_array_input_and_functional_api(reconstructor, photos, result, recon_bun
     np.testing.assert_allclose(again[0].vertices(), result[0][0].vertices(), atol=1e-5)
 
 
+def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, recon_bundle, recon_facemodel,
+                                                                  photos, result, monkeypatch):
+    """The pipeline runs the geometry stream on each crop and its mirror image (twice per pass);
+    ``mirror=False`` (CLI ``--no-mirror``) runs it on the crops only."""
+    from facerecon_core.pipeline import Reconstructor
+
+    calls = []
+    real = type(reconstructor.bundle).run
+
+    def spy(self, crops, *a, **kw):
+        calls.append(kw.get("mirror"))
+        return real(self, crops, *a, **kw)
+
+    monkeypatch.setattr(type(reconstructor.bundle), "run", spy)
+    single = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=256, mirror=False)
+    plain = single.reconstruct(photos / PHOTO)[0]
+    assert calls == [False, False]
+    averaged = result[0][0]
+    assert not np.allclose(plain.identity_vertices, averaged.identity_vertices, atol=1e-3)
+    cli_args = ["--no-mirror", str(photos / PHOTO), "-o", "x"]
+    parser = argparse.ArgumentParser()
+    from facerecon_core.cli import reconstruct as reconstruct_cli
+
+    reconstruct_cli.register(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["reconstruct", *cli_args]).no_mirror is True
+    assert parser.parse_args(["reconstruct", *cli_args[1:]]).no_mirror is False
+
+
 def test_no_face_is_reported(reconstructor):
     from facerecon_core.detect import NoFaceError
 

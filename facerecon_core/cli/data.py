@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="real photos, files or folders (or @LIST.txt, one per line): backgrounds (asm) or "
                             "the photos to profile (default ../shared/faces)")
     synth.add_argument("--fits", type=Path, default=None, help="photo-fit cache for profiled/texture (default data/fits)")
+    synth.add_argument("--pose-range", type=float, nargs=3, metavar=("YAW", "PITCH", "ROLL"), default=None,
+                       help="asm: uniform head-pose limits in degrees (±; default 75 30 20)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -36,10 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from facerecon_core.datasets.scene import PoseRange
     from facerecon_core.datasets.synth import SynthRequest, synth
 
+    poses = PoseRange(*args.pose_range) if args.pose_range else None
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
-                           facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits)
+                           facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--facemodel", type=Path, default=None,
                         help=f"face-model asset (default: ${paths.FACEMODEL_ENV}, else "
                              "facerecon_core/data/facemodel.npz)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="run our network on the crop only (default: averaged with the mirrored crop, as "
+                             "`facerecon reconstruct` does)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     parser.add_argument("--out", type=Path, required=True, help="report folder (REPORT_DIR)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -44,7 +47,8 @@ def _eval(args: argparse.Namespace) -> int:
     suites = args.suite or ["all"]
     bundles = list(args.ablation or ([args.model] if args.model else []))
     try:
-        ours = [OursPeer.load(d, model, name=(d.name if args.ablation else "ours"), threads=args.threads)
+        ours = [OursPeer.load(d, model, name=(d.name if args.ablation else "ours"), threads=args.threads,
+                              mirror=not args.no_mirror)
                 for d in bundles]
     except BundleError as exc:
         print(f"facerecon eval: error: {exc}", file=sys.stderr)

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--texture-size", type=int, default=512, help="albedo texture side in pixels (default 512)")
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="N steps of photometric refinement after the network (needs torch; default 0)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="run the geometry stream on each crop only (default: averaged with its mirror image)")
     parser.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
@@ -99,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
 
         try:
             reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
-                                          device=args.device, texture_size=args.texture_size, refine=args.refine)
+                                          device=args.device, texture_size=args.texture_size, refine=args.refine,
+                                          mirror=not args.no_mirror)
         except (BundleError, FaceModelError) as exc:
             return _error(str(exc))
         names = output_names(photos)

@@ -17,6 +17,10 @@ class PoseRange:
     pitch: float = 30.0
     roll: float = 20.0
 
+    def degrees(self) -> tuple[float, float, float]:
+        """(yaw, pitch, roll) limits, as ``--pose-range`` takes them."""
+        return (self.yaw, self.pitch, self.roll)
+
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """(pitch, yaw, roll) in radians."""
         limits = np.radians([self.pitch, self.yaw, self.roll])

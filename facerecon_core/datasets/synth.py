@@ -11,6 +11,7 @@ import numpy as np
 
 from facerecon_core import paths
 from facerecon_core.datasets import storage
+from facerecon_core.datasets.scene import PoseRange
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.fitting import FitConfig
 
@@ -32,6 +33,7 @@ class SynthRequest:
     facemodel: Path | None = None
     photos: tuple[Path, ...] = ()  # real photos (files or folders): backgrounds (asm) or the photos to profile
     fits: Path | None = None  # photo-fit cache folder (profiled, texture)
+    poses: PoseRange | None = None  # asm: head-pose ranges (default: PoseRange())
 
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
@@ -46,12 +48,20 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
         raise storage.DatasetError(f"unknown kind {request.kind!r}; choose one of {', '.join(KINDS)}")
     if request.count < 1 or request.res < 32:
         raise storage.DatasetError("--count must be ≥ 1 and --res ≥ 32")
+    if request.poses is not None and request.kind != "asm":
+        raise storage.DatasetError("--pose-range applies to asm data only (profiled and texture data take the "
+                                   "poses of their photos)")
+    if request.poses is not None and not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
+        raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
+                                   f"got {request.poses.degrees()}")
     model = FaceModel.load(request.facemodel)
     if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
         from facerecon_core.io.photo import find_photos
 
         usable_fits(request, model, find_photos(request.photo_sources()), progress=progress)
     generator_name = _generator_version(request.kind)
+    if request.poses is not None and request.poses != PoseRange():  # other poses, other samples
+        generator_name += " poses ±{:g}/{:g}/{:g}".format(*request.poses.degrees())
     spec = storage.DatasetSpec(kind=request.kind, count=request.count, seed=request.seed, res=request.res,
                                shard_size=SHARD_SIZE, facemodel_hash=model.content_hash, generator=generator_name)
     factory = functools.partial(make_generator, request)
@@ -69,7 +79,8 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
         from facerecon_core.datasets.asm import AsmGenerator
         from facerecon_core.datasets.scene import BackgroundBank
 
-        return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res)
+        return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res,
+                            poses=request.poses or PoseRange())
     fits = usable_fits(request, model, photos, progress=False)
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator

@@ -191,8 +191,9 @@ class PreparedPhoto:
 def prepare_photo(image: np.ndarray, hint: np.ndarray | None = None) -> PreparedPhoto:
     """Detect → landmarks → 3DDFA_V2 landmark crop: what every method is fed for a photo.
 
-    The stand-in for the reconstruction pipeline's front end (swap for ``facerecon_core.reconstruct``
-    once it exists). With several faces, the one closest to ``hint`` (annotated landmarks) is used.
+    One crop for every method (the pipeline's pass 1 without its growing to the detector's box and
+    without pass 2's re-crop), so that the methods are compared on the same input.
+    With several faces, the one closest to ``hint`` (annotated landmarks) is used.
     When no detected face matches the annotation (centre farther than half the annotation's box
     size), the CNN detector is tried; failing that, the landmarks are predicted inside the
     annotation's bounding box and ``detected`` is False (reported)."""
@@ -330,7 +331,7 @@ def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | Anno
                       prepared: dict | None = None, verbose: bool = False) -> dict:
     """Paper Table II: E_pho and MAE of ours and of the linear baseline on real photos."""
     prepared = {} if prepared is None else prepared
-    tex = OursPeer(ours.bundle, model, ours.name, texture=True)
+    tex = OursPeer(ours.bundle, model, ours.name, texture=True, mirror=ours.mirror)
     region_vertices = face_region_vertices(model)
     region_tri = model.triangles[region_vertices[model.triangles].all(axis=1)]
     rows, example = [], None

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from facerecon_core.inference.mirror import average_with_mirror, mirror_images
 from facerecon_core.pose import FOCAL_PER_PIXEL
 
 BUNDLE_FORMAT = "facerecon-bundle-1"
@@ -342,13 +343,33 @@ class ModelBundle:
             raise BundleError(f"landmarks must be ({batch}, {N_LANDMARKS}, 2) crop pixels, got shape {lms.shape}")
         return np.ascontiguousarray(lms)
 
-    def run(self, crops: np.ndarray, landmarks: np.ndarray | None = None, texture: bool = True) -> NetworkOutput:
+    def encode_pose(self, angles: np.ndarray, translation: np.ndarray) -> np.ndarray:
+        """:func:`encode_pose` with this bundle's constants."""
+        pose = self.manifest["pose"]
+        return encode_pose(angles, translation, float(pose["t_scale"]), float(pose["reference_depth_mm"]),
+                           float(pose["focal_per_pixel"])).astype(np.float32)
+
+    def run(self, crops: np.ndarray, landmarks: np.ndarray | None = None, texture: bool = True,
+            mirror: bool = False) -> NetworkOutput:
         """Run the network on crops (B, S, S, 3) uint8 RGB (or float in [0, 1]) and their 68
         landmarks (B, 68, 2) in crop pixels (a single crop (S, S, 3) / (68, 2) is a batch of one).
-        ``texture=False`` runs the geometry stream only (landmarks not needed, ``albedo_map`` None)."""
+        ``texture=False`` runs the geometry stream only (landmarks not needed, ``albedo_map`` None).
+        ``mirror=True`` also runs the geometry stream on the mirrored crops and averages the shape,
+        pose and light with theirs (:mod:`.mirror`; twice the geometry cost); p_t and the texture
+        stream come from the crops as given."""
         image = self._image(crops)
-        a_id, a_exp, p_t, p_l, p_h = self._runner.geometry(image)
-        angles, translation = self.decode_pose(p_h)
+        if mirror:
+            b = image.shape[0]
+            both = self._runner.geometry(np.concatenate([image, mirror_images(image)]))
+            a_id, a_exp, p_t, p_l, p_h = (x[:b] for x in both)
+            angles, translation = self.decode_pose(p_h)
+            m_angles, m_translation = self.decode_pose(both[4][b:])
+            a_id, a_exp, p_l, angles, translation = average_with_mirror(
+                a_id, a_exp, p_l, angles, translation, (both[0][b:], both[1][b:], both[3][b:], m_angles, m_translation))
+            p_h = self.encode_pose(angles, translation)
+        else:
+            a_id, a_exp, p_t, p_l, p_h = self._runner.geometry(image)
+            angles, translation = self.decode_pose(p_h)
         out = NetworkOutput(A_id=a_id, A_exp=a_exp, albedo_coefficients=p_t, sh=p_l, angles=angles,
                             translation=translation, p_h=p_h)
         if texture and landmarks is not None:

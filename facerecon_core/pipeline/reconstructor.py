@@ -121,13 +121,14 @@ class Reconstructor:
     ``model``: bundle folder, loaded :class:`ModelBundle`, or None (:func:`default_model_dir`).
     ``facemodel``: :class:`FaceModel` or asset path (None: the default asset). ``runtime``: ``onnx``
     (torch-free) or ``torch``; ``device``: ``auto``, ``cpu`` or ``cuda``. ``texture_size``: side of the
-    albedo texture. ``refine``: default number of photometric refinement steps (torch).
+    albedo texture. ``refine``: default number of photometric refinement steps (torch). ``mirror``:
+    average each geometry prediction with the one for the mirrored crop (:mod:`facerecon_core.inference.mirror`).
     ``progress``: default progress callback (see :data:`Progress`).
     """
 
     def __init__(self, model: str | os.PathLike | ModelBundle | None = None, *,
                  facemodel: FaceModel | str | os.PathLike | None = None, runtime: str = "onnx",
-                 device: str = "auto", texture_size: int = 512, refine: int = 0,
+                 device: str = "auto", texture_size: int = 512, refine: int = 0, mirror: bool = True,
                  detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
                  progress: Progress | None = None) -> None:
         if texture_size < 8:
@@ -143,6 +144,7 @@ class Reconstructor:
         self.decoder = Decoder(self.facemodel)
         self.texture_size = int(texture_size)
         self.refine_steps = int(refine)
+        self.mirror = bool(mirror)
         self.progress = progress
         self._fitters: dict[int, Any] = {}
         self._cancel = threading.Event()
@@ -197,7 +199,7 @@ class Reconstructor:
         timings["crop"] = _ms(t0)
 
         t0 = stage("network")
-        out1 = self.bundle.run(images1, texture=False)
+        out1 = self.bundle.run(images1, texture=False, mirror=self.mirror)
         timings["network"] = _ms(t0)
 
         t0 = stage("recrop")
@@ -211,7 +213,7 @@ class Reconstructor:
         target = np.stack([c.to_crop(f.landmarks) for c, f in zip(crops2, faces)]).astype(np.float32)
         timings["crop"] += _ms(t0)
         t0 = time.perf_counter()
-        out2 = self.bundle.run(images2, target, texture=True)
+        out2 = self.bundle.run(images2, target, texture=True, mirror=self.mirror)
         timings["network"] += _ms(t0)
 
         t0 = stage("decode")

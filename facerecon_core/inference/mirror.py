@@ -1,0 +1,60 @@
+"""Mirror averaging: the geometry stream's prediction for a crop and for its mirror image, the latter
+reflected back and the two averaged (test-time flip augmentation).
+
+Mirroring a crop about its vertical centre line (pixel x → S − 1 − x; the crop camera's principal
+point is the crop centre) reflects camera space, x → −x. A face predicted on the mirror image as
+(shape S', rotation R', translation t') is, in the crop, the shape P S' with rotation P R' P and
+translation P t' (P = diag(−1, 1, 1)). On the ASMs P S' is :func:`reflect_asm` (the UV layout is
+symmetric about u = 0.5, as the symmetry loss uses); P R' P negates yaw and roll; SH light
+coefficients odd in x change sign. Rotations are averaged as matrices, projected back onto SO(3).
+
+numpy only (inference runs without torch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facerecon_core.pose import euler_to_matrix, matrix_to_euler
+
+REFLECT_XYZ = np.array([-1.0, 1.0, 1.0], np.float32)
+# the SH basis (facerecon_core.render.sh_basis): 1, y, z, x, xy, yz, 3z² − 1, xz, x² − y²
+REFLECT_SH = np.array([1, 1, 1, -1, -1, 1, 1, -1, 1], np.float32)
+REFLECT_ANGLES = np.array([1.0, -1.0, -1.0], np.float32)  # (pitch, yaw, roll)
+
+
+def mirror_images(images: np.ndarray) -> np.ndarray:
+    """Crops (B, S, S, C) mirrored left–right."""
+    return np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
+
+
+def reflect_asm(asm: np.ndarray) -> np.ndarray:
+    """The reflected face's UV position map (B, G, G, 3): UV columns flipped, x negated."""
+    return np.ascontiguousarray(np.asarray(asm)[:, :, ::-1] * REFLECT_XYZ)
+
+
+def reflect_pose(angles: np.ndarray, translation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch, yaw, roll) and translation (..., 3) of the reflected head: P R P and P t."""
+    return np.asarray(angles) * REFLECT_ANGLES, np.asarray(translation) * REFLECT_XYZ
+
+
+def average_rotations(angles_a: np.ndarray, angles_b: np.ndarray) -> np.ndarray:
+    """(pitch, yaw, roll) (B, 3) of the rotation closest (Frobenius) to the mean of the two rotation matrices."""
+    mean = 0.5 * (euler_to_matrix(angles_a) + euler_to_matrix(angles_b))
+    u, _, vt = np.linalg.svd(mean)
+    fix = np.ones(mean.shape[:-1])
+    fix[..., -1] = np.sign(np.linalg.det(u @ vt))
+    return matrix_to_euler((u * fix[..., None, :]) @ vt)
+
+
+def average_with_mirror(a_id: np.ndarray, a_exp: np.ndarray, sh: np.ndarray, angles: np.ndarray,
+                        translation: np.ndarray, mirrored: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Average a prediction (ASMs (B, G, G, 3), SH (B, 3, 9), angles, translation (B, 3)) with the
+    one for the mirrored crops (the same five arrays, in that order), reflected back.
+    Returns the five averaged arrays (float32)."""
+    m_id, m_exp, m_sh, m_angles, m_translation = mirrored
+    r_angles, r_translation = reflect_pose(m_angles, m_translation)
+    out = (0.5 * (a_id + reflect_asm(m_id)), 0.5 * (a_exp + reflect_asm(m_exp)),
+           0.5 * (sh + m_sh * REFLECT_SH), average_rotations(angles, r_angles),
+           0.5 * (translation + r_translation))
+    return tuple(np.asarray(x, np.float32) for x in out)
