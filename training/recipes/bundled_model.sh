@@ -17,6 +17,9 @@ fr data synth --kind texture --count 1200 --seed 21 --res 128 --photos $PHOTOS -
 fr data synth --kind profiled --count 2000 --seed 31 --res 128 --photos $PHOTOS --fits data/fits \
     --out data/profiled128 --workers 2
 fr data synth --kind asm --count 16000 --seed 12 --res 128 --photos $PHOTOS --out data/asm128 --workers 2
+# wider head poses (pitch ±45°, roll ±30°, yaw ±80°) for the second warm restart: real photos tilt further
+fr data synth --kind asm --count 4000 --seed 13 --res 128 --photos $PHOTOS --pose-range 80 45 30 \
+    --out data/asm128_wide --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -27,8 +30,12 @@ fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 d
 fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 data/texture128 \
     --out "$RUNS/geometry2" --max-steps 6000 --decay-steps 3000 --workers 1 \
     $(resume "$RUNS/geometry2" --init "$RUNS/geometry/best.pt")
+# and another, with the wide-pose faces added and a longer decay
+fr train --stage geometry --config $CONFIG --data data/asm128 data/asm128_wide data/profiled128 data/texture128 \
+    --out "$RUNS/geometry3" --max-steps 6000 --decay-steps 4000 --workers 1 \
+    $(resume "$RUNS/geometry3" --init "$RUNS/geometry2/best.pt")
 fr train --stage texture --config $CONFIG --data data/texture128 \
-    --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry2/best.pt")
+    --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry3/best.pt")
 # fusion keeps the encoder and the ASM decoders fixed (cpu.yaml's train.fusion_frozen): light, pose, texture
 fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
     --out "$RUNS/fusion" --max-steps 2000 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
