@@ -236,11 +236,10 @@ def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, 
     assert calls == [False, False]
     averaged = result[0][0]
     assert not np.allclose(plain.identity_vertices, averaged.identity_vertices, atol=1e-3)
-    cli_args = ["--no-mirror", str(photos / PHOTO), "-o", "x"]
-    parser = argparse.ArgumentParser()
-    from facerecon_core.cli import reconstruct as reconstruct_cli
+    from facerecon_core.cli import build_parser
 
-    reconstruct_cli.register(parser.add_subparsers(dest="command"))
+    cli_args = ["--no-mirror", str(photos / PHOTO), "-o", "x"]
+    parser = build_parser()
     assert parser.parse_args(["reconstruct", *cli_args]).no_mirror is True
     assert parser.parse_args(["reconstruct", *cli_args[1:]]).no_mirror is False
 

@@ -358,18 +358,12 @@ class ModelBundle:
         pose and light with theirs (:mod:`.mirror`; twice the geometry cost); p_t and the texture
         stream come from the crops as given."""
         image = self._image(crops)
-        if mirror:
-            b = image.shape[0]
-            both = self._runner.geometry(np.concatenate([image, mirror_images(image)]))
-            a_id, a_exp, p_t, p_l, p_h = (x[:b] for x in both)
-            angles, translation = self.decode_pose(p_h)
-            m_angles, m_translation = self.decode_pose(both[4][b:])
-            a_id, a_exp, p_l, angles, translation = average_with_mirror(
-                a_id, a_exp, p_l, angles, translation, (both[0][b:], both[1][b:], both[3][b:], m_angles, m_translation))
-            p_h = self.encode_pose(angles, translation)
-        else:
-            a_id, a_exp, p_t, p_l, p_h = self._runner.geometry(image)
-            angles, translation = self.decode_pose(p_h)
+        a_id, a_exp, p_t, p_l, p_h = self._runner.geometry(
+            np.concatenate([image, mirror_images(image)]) if mirror else image)
+        angles, translation = self.decode_pose(p_h)
+        if mirror:  # one run on the crops and their mirror images: average the halves
+            a_id, a_exp, p_l, angles, translation = average_with_mirror(a_id, a_exp, p_l, angles, translation)
+            p_t, p_h = p_t[:len(image)], self.encode_pose(angles, translation)
         out = NetworkOutput(A_id=a_id, A_exp=a_exp, albedo_coefficients=p_t, sh=p_l, angles=angles,
                             translation=translation, p_h=p_h)
         if texture and landmarks is not None:

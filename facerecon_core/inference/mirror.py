@@ -48,13 +48,15 @@ def average_rotations(angles_a: np.ndarray, angles_b: np.ndarray) -> np.ndarray:
 
 
 def average_with_mirror(a_id: np.ndarray, a_exp: np.ndarray, sh: np.ndarray, angles: np.ndarray,
-                        translation: np.ndarray, mirrored: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """Average a prediction (ASMs (B, G, G, 3), SH (B, 3, 9), angles, translation (B, 3)) with the
-    one for the mirrored crops (the same five arrays, in that order), reflected back.
-    Returns the five averaged arrays (float32)."""
-    m_id, m_exp, m_sh, m_angles, m_translation = mirrored
-    r_angles, r_translation = reflect_pose(m_angles, m_translation)
-    out = (0.5 * (a_id + reflect_asm(m_id)), 0.5 * (a_exp + reflect_asm(m_exp)),
-           0.5 * (sh + m_sh * REFLECT_SH), average_rotations(angles, r_angles),
-           0.5 * (translation + r_translation))
+                        translation: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Average the predictions for B crops with those for their mirror images, reflected back.
+
+    Each argument holds 2B rows, the crops' then the mirrored crops' (ASMs (2B, G, G, 3), SH (2B, 3, 9),
+    angles and translation (2B, 3)), as one network run on both gives them. Returns the five averaged
+    arrays (B rows, float32)."""
+    b = len(a_id) // 2
+    r_angles, r_translation = reflect_pose(angles[b:], translation[b:])
+    out = (0.5 * (a_id[:b] + reflect_asm(a_id[b:])), 0.5 * (a_exp[:b] + reflect_asm(a_exp[b:])),
+           0.5 * (sh[:b] + sh[b:] * REFLECT_SH), average_rotations(angles[:b], r_angles),
+           0.5 * (translation[:b] + r_translation))
     return tuple(np.asarray(x, np.float32) for x in out)
