@@ -10,7 +10,7 @@ import pytest
 from facerecon_core.cli import main
 from facerecon_core.datasets import storage
 from facerecon_core.datasets.expressions import ExpressionPrior
-from facerecon_core.datasets.scene import PoseRange
+from facerecon_core.datasets.scene import CropJitter, PoseRange
 from facerecon_core.datasets.synth import SynthRequest, synth
 from facerecon_core.datasets.torch_data import FaceDataset
 from facerecon_core.facemodel import FaceModel
@@ -168,3 +168,26 @@ def test_pose_range_widens_the_asm_poses(facemodel_path: Path, tmp_path: Path, a
     with pytest.raises(storage.DatasetError, match="asm data only"):
         synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path,
                            poses=PoseRange(pitch=45.0)), progress=False)
+
+
+def test_crop_jitter_moves_the_faces_off_centre(facemodel_path: Path, tmp_path: Path):
+    """``--crop-jitter SCALE SHIFT``: the faces' centres scatter by SHIFT × crop side, the spec records it,
+    the default gives the default dataset, and bad values or other kinds are refused."""
+    def centres(out: Path) -> np.ndarray:
+        data = storage.ShardedDataset(out)
+        return np.array([data[i]["landmarks_2d"].mean(axis=0) for i in range(len(data))])
+
+    args = ["data", "synth", "--kind", "asm", "--count", "24", "--seed", "7", "--res", "64",
+            "--facemodel", str(facemodel_path), "--pose-range", "0", "0", "0"]  # frontal: the centre is the crop's
+    assert main(args + ["--out", str(tmp_path / "wide"), "--crop-jitter", "0", "0.2"]) == 0
+    assert main(args + ["--out", str(tmp_path / "default"), "--crop-jitter", "0.1", "0.04"]) == 0
+    assert storage.ShardedDataset(tmp_path / "wide").spec.generator.endswith("crop ±0/0.2")
+    assert storage.ShardedDataset(tmp_path / "default").spec.generator == "asm-1 poses ±0/0/0"
+    wide, default = centres(tmp_path / "wide").std(axis=0), centres(tmp_path / "default").std(axis=0)
+    assert (wide > 0.12 * 64).all() and (default < 0.08 * 64).all(), (wide, default)
+    with pytest.raises(storage.DatasetError, match=r"SCALE must be in \[0, 0.5\)"):
+        synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "bad", facemodel=facemodel_path,
+                           jitter=CropJitter(scale=0.6)), progress=False)
+    with pytest.raises(storage.DatasetError, match="asm data only"):
+        synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path,
+                           jitter=CropJitter(shift=0.1)), progress=False)

@@ -120,7 +120,7 @@ def test_fusion_stage_keeps_the_frozen_subnetworks(config, facemodel, batch):
     from facerecon_core.model.config import ConfigError
     from facerecon_core.train.stages import make_stage
 
-    assert config.train.fusion_frozen == ["encoder", "decoder_id", "decoder_exp"]  # cpu.yaml
+    assert config.train.fusion_frozen == ["encoder", "decoder_id", "decoder_exp", "pose"]  # cpu.yaml
     torch.manual_seed(0)
     net = DualStreamNet(config, facemodel)
     before = copy.deepcopy(net.state_dict())
@@ -131,3 +131,22 @@ def test_fusion_stage_keeps_the_frozen_subnetworks(config, facemodel, batch):
     assert changed == {"psn", "texture_net"}, changed
     with pytest.raises(ConfigError, match="unknown sub-network.*decoder"):
         Config.from_dict({"train": {"fusion_frozen": ["decoder"]}})
+
+
+def test_fusion_stage_keeps_the_pose_while_the_light_learns(config, facemodel, batch):
+    from facerecon_core.train.stages import make_stage
+
+    assert "pose" in config.train.fusion_frozen  # cpu.yaml
+    torch.manual_seed(0)
+    net = DualStreamNet(config, facemodel)
+    stage = make_stage("fusion", net, config, facemodel)
+    net.eval()
+    with torch.no_grad():
+        before = net.psn(net.encoder(batch["image"]))
+    for _ in range(2):  # the second step has Adam moments: the pose rows still stay put
+        assert np.isfinite(stage.step(batch)["total"])
+    net.eval()
+    with torch.no_grad():
+        after = net.psn(net.encoder(batch["image"]))
+    assert torch.equal(before[2], after[2])  # p_h
+    assert not torch.equal(before[1], after[1])  # p_l

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--fits", type=Path, default=None, help="photo-fit cache for profiled/texture (default data/fits)")
     synth.add_argument("--pose-range", type=float, nargs=3, metavar=("YAW", "PITCH", "ROLL"), default=None,
                        help="asm: uniform head-pose limits in degrees (±; default 75 30 20)")
+    synth.add_argument("--crop-jitter", type=float, nargs=2, metavar=("SCALE", "SHIFT"), default=None,
+                       help="asm: the crop's side × uniform(1 ± SCALE), its centre moved by σ = SHIFT × side "
+                            "(default 0.1 0.04): off-centre crops, as a detector gives on hard photos")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -38,12 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from facerecon_core.datasets.scene import PoseRange
+    from facerecon_core.datasets.scene import CropJitter, PoseRange
     from facerecon_core.datasets.synth import SynthRequest, synth
 
     poses = PoseRange(*args.pose_range) if args.pose_range else None
+    jitter = CropJitter(*args.crop_jitter) if args.crop_jitter else None
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
-                           facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses)
+                           facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses,
+                           jitter=jitter)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

@@ -1,7 +1,8 @@
 """``asm`` samples: random faces with exact identity / expression ASM ground truth.
 
 Identity from the standard normal prior, expressions from :class:`ExpressionPrior` (heavy-tailed,
-toward open mouth, smile, pout, raised brows), pose over ±75° yaw, ±30° pitch, ±20° roll, random
+toward open mouth, smile, pout, raised brows), pose over ±75° yaw, ±30° pitch, ±20° roll (``PoseRange``),
+the crop's detection jitter (``CropJitter``), random
 SH light, albedo from the face model's albedo basis (or the mean albedo with a skin-tone tint when
 it has none), a real-photo background, and blur / noise / JPEG degradations.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facerecon_core.datasets.expressions import ExpressionPrior
-from facerecon_core.datasets.scene import BackgroundBank, PoseRange, degrade, place_in_crop, sample_sh
+from facerecon_core.datasets.scene import BackgroundBank, CropJitter, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
 
@@ -29,6 +30,7 @@ class AsmGenerator:
     seed: int
     res: int = 256
     poses: PoseRange = PoseRange()
+    jitter: CropJitter = CropJitter()
 
     def __post_init__(self) -> None:
         self.expressions = ExpressionPrior.from_model(self.model)
@@ -44,8 +46,8 @@ class AsmGenerator:
         expression = model.expression_offsets(exp_coeff)
         angles = self.poses.sample(rng)
         shape = identity + expression
-        translation = place_in_crop(shape[model.landmark_indices], angles, self.res,
-                                    scale=rng.uniform(0.9, 1.1), shift=rng.normal(0.0, 0.04 * self.res, 2))
+        scale, shift = self.jitter.sample(rng, self.res)
+        translation = place_in_crop(shape[model.landmark_indices], angles, self.res, scale=scale, shift=shift)
         sh = sample_sh(rng)
         albedo = model.albedo(albedo_coeff)
         if model.n_albedo == 0:

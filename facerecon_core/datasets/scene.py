@@ -27,6 +27,23 @@ class PoseRange:
         return rng.uniform(-limits, limits)
 
 
+@dataclass(frozen=True)
+class CropJitter:
+    """Detection jitter of the crop: its side × uniform(1 ± ``scale``), its centre moved by a normal
+    offset of σ = ``shift`` × the crop side on each axis."""
+
+    scale: float = 0.1
+    shift: float = 0.04
+
+    def values(self) -> tuple[float, float]:
+        """(scale, shift), as ``--crop-jitter`` takes them."""
+        return (self.scale, self.shift)
+
+    def sample(self, rng: np.random.Generator, size: int) -> tuple[float, np.ndarray]:
+        """(side factor, centre offset (2,) in pixels) for ``place_in_crop``."""
+        return rng.uniform(1.0 - self.scale, 1.0 + self.scale), rng.normal(0.0, self.shift * size, 2)
+
+
 def sample_sh(rng: np.random.Generator) -> np.ndarray:
     """Random SH light (3, 9) in the normalised basis of ``render.sh_basis`` (basis order 1, y, z, x, ...).
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from facerecon_core import paths
 from facerecon_core.datasets import storage
-from facerecon_core.datasets.scene import PoseRange
+from facerecon_core.datasets.scene import CropJitter, PoseRange
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.fitting import FitConfig
 
@@ -34,6 +34,7 @@ class SynthRequest:
     photos: tuple[Path, ...] = ()  # real photos (files or folders): backgrounds (asm) or the photos to profile
     fits: Path | None = None  # photo-fit cache folder (profiled, texture)
     poses: PoseRange | None = None  # asm: head-pose ranges (default: PoseRange())
+    jitter: CropJitter | None = None  # asm: crop jitter (default: CropJitter())
 
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
@@ -54,6 +55,12 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
     if request.poses is not None and not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
         raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
                                    f"got {request.poses.degrees()}")
+    if request.jitter is not None and request.kind != "asm":
+        raise storage.DatasetError("--crop-jitter applies to asm data only (profiled and texture data are cropped "
+                                   "around their photos' faces)")
+    if request.jitter is not None and not (0.0 <= request.jitter.scale < 0.5 and 0.0 <= request.jitter.shift <= 0.25):
+        raise storage.DatasetError(f"--crop-jitter: SCALE must be in [0, 0.5) and SHIFT in [0, 0.25], "
+                                   f"got {request.jitter.values()}")
     model = FaceModel.load(request.facemodel)
     if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
         from facerecon_core.io.photo import find_photos
@@ -62,6 +69,8 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
     generator_name = _generator_version(request.kind)
     if request.poses is not None and request.poses != PoseRange():  # other poses, other samples
         generator_name += " poses ±{:g}/{:g}/{:g}".format(*request.poses.degrees())
+    if request.jitter is not None and request.jitter != CropJitter():
+        generator_name += " crop ±{:g}/{:g}".format(*request.jitter.values())
     spec = storage.DatasetSpec(kind=request.kind, count=request.count, seed=request.seed, res=request.res,
                                shard_size=SHARD_SIZE, facemodel_hash=model.content_hash, generator=generator_name)
     factory = functools.partial(make_generator, request)
@@ -80,7 +89,7 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
         from facerecon_core.datasets.scene import BackgroundBank
 
         return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res,
-                            poses=request.poses or PoseRange())
+                            poses=request.poses or PoseRange(), jitter=request.jitter or CropJitter())
     fits = usable_fits(request, model, photos, progress=False)
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator

@@ -105,6 +105,7 @@ class LossConfig:
 
 
 SUBNETWORKS = ("encoder", "decoder_id", "decoder_exp", "psn", "texture_net")  # DualStreamNet's parts
+FREEZABLE = (*SUBNETWORKS, "pose")  # "pose": the PSN's pose output only (its light and albedo still learn)
 
 
 @dataclass
@@ -114,14 +115,14 @@ class TrainConfig:
     lr_texture: float = 1e-4  # generator and discriminator
     lr_fusion: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    # sub-networks the fusion stage keeps fixed ([] = end to end, as the paper)
+    # sub-networks (or "pose") the fusion stage keeps fixed ([] = end to end, as the paper)
     fusion_frozen: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.fusion_frozen) - set(SUBNETWORKS))
+        unknown = sorted(set(self.fusion_frozen) - set(FREEZABLE))
         if unknown:
             raise ConfigError(f"train.fusion_frozen: unknown sub-network(s) {', '.join(unknown)} "
-                              f"(choose from {', '.join(SUBNETWORKS)})")
+                              f"(choose from {', '.join(FREEZABLE)})")
 
 
 @dataclass

@@ -95,3 +95,11 @@ class ParametricSubnet(nn.Module):
         out = self.fc2(torch.relu(self.fc1(f_l)))
         k = self.n_albedo
         return out[:, :k], out[:, k:k + SH_DIM].reshape(-1, 3, 9), out[:, k + SH_DIM:]
+
+    def freeze_pose(self) -> None:
+        """Keep p_h fixed while p_t and p_l still learn: no gradient to the hidden layer, none to fc2's pose rows."""
+        self.fc1.requires_grad_(False)
+        keep = torch.ones(self.fc2.out_features, 1)
+        keep[self.n_albedo + SH_DIM:] = 0.0
+        self.fc2.weight.register_hook(lambda grad: grad * keep)
+        self.fc2.bias.register_hook(lambda grad: grad * keep[:, 0])

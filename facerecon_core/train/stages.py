@@ -146,8 +146,10 @@ class FusionStage(Stage):
     def __init__(self, net, config, facemodel, world=1, freeze_bn=True):
         super().__init__(net, config, facemodel, world, freeze_bn)
         self.loss = L.FusionLoss(config.losses.fusion, config.model.input_size)
-        for name in config.train.fusion_frozen:  # kept fixed: no gradient, not in the optimiser
-            if getattr(net, name) is not None:
+        for name in config.train.fusion_frozen:  # kept fixed: no gradient (Adam leaves it unchanged)
+            if name == "pose":
+                net.psn.freeze_pose()
+            elif getattr(net, name) is not None:
                 getattr(net, name).requires_grad_(False)
         self.optimizer = self.adam([p for p in net.parameters() if p.requires_grad], config.train.lr_fusion)
 
