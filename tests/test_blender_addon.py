@@ -405,6 +405,23 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
     assert left < cx < left + side and top < cy < top + side
 
 
+def test_mirror_option_reaches_the_pipeline(test_bundle, facemodel_path, shared_dir):
+    """The panel's / operator's "Mirror averaging" and the batch script's --no-mirror: the services
+    run the cached Reconstructor with or without the mirrored crop."""
+    addon = load_addon_package()
+    rec_mod = importlib.import_module(addon.__name__ + ".services.reconstruct")
+    batch = importlib.import_module(addon.__name__ + ".services.batch")
+    photo = shared_dir / PHOTO_REL
+    runs = {m: rec_mod.run(photo, mirror=m, texture_size=64, bundle_dir=test_bundle, facemodel=facemodel_path)
+            for m in (False, True)}
+    reconstructor, _, _ = rec_mod.load_reconstructor(test_bundle, facemodel_path)
+    assert reconstructor.mirror is True
+    plain, mirrored = (runs[m].faces[0].identity_vertices for m in (False, True))
+    assert plain.shape == mirrored.shape and not np.allclose(plain, mirrored)
+    assert batch.parse_args(["--input", "a", "--output", "b", "--no-mirror"]).no_mirror is True
+    assert batch.parse_args(["--input", "a", "--output", "b"]).no_mirror is False
+
+
 @pytest.mark.slow
 def test_batch_script_reports_failures(test_bundle, facemodel_path, shared_dir, tmp_path):
     photos = tmp_path / "in"

@@ -21,6 +21,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--all-faces", action="store_true", help="every face of a photo, not only the largest")
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--no-camera", action="store_true", help="no photo camera in the .blend")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="run the network on the photo only (default: averaged with the mirrored photo)")
     parser.add_argument("--no-shape-keys", action="store_true")
     parser.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled one)")
     parser.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the bundled one)")
@@ -52,7 +54,8 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         try:
             result = reconstruct.run(photo, refine=args.refine, all_faces=args.all_faces,
-                                     texture_size=args.texture_size, bundle_dir=args.model, facemodel=args.facemodel)
+                                     texture_size=args.texture_size, mirror=not args.no_mirror,
+                                     bundle_dir=args.model, facemodel=args.facemodel)
         except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:
             failed += 1
             rows.append(("FAILED", photo.name, str(exc) or "cancelled", time.perf_counter() - t0))

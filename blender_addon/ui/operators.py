@@ -13,13 +13,15 @@ from ..services import job as job_service
 PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.bmp;*.tif;*.tiff;*.webp;*.JPG;*.JPEG;*.PNG"
 TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256, 512, 1024, 2048)]
 TIMER_SECONDS = 0.1
+OPTION_NAMES = ("refine_steps", "texture_size", "shape_keys", "all_faces", "mirror", "add_camera")  # panel order
 
 # last run's timings (seconds), for the benchmark and the panel
 LAST_TIMINGS: dict[str, float] = {}
 
 
 def _options(op) -> dict:
-    return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size)}
+    return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size),
+            "mirror": bool(op.mirror)}
 
 
 def _build(op, context, result) -> str:
@@ -63,6 +65,8 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
     shape_keys: BoolProperty(name="Shape keys", default=True,
                              description="Basis (identity), Expression, and the face model's exp_NN components")
     all_faces: BoolProperty(name="All faces", default=False, description="Every face in the photo, not only the largest")
+    mirror: BoolProperty(name="Mirror averaging", default=True,
+                         description="Average the shape and pose with those found in the mirrored photo (steadier)")
     add_camera: BoolProperty(name="Photo camera", default=True,
                              description="A camera matching the photo's pose, with the photo as its background")
     browse: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
@@ -78,7 +82,7 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
 
     def draw(self, context):
         layout = self.layout
-        for name in ("refine_steps", "texture_size", "shape_keys", "all_faces", "add_camera"):
+        for name in OPTION_NAMES:
             layout.prop(self, name)
 
     def execute(self, context):

@@ -8,7 +8,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from ..services import job as job_service
-from .operators import PHOTO_GLOB, TEXTURE_SIZES, FACERECON_OT_cancel, FACERECON_OT_reconstruct_from_photo
+from .operators import (OPTION_NAMES, PHOTO_GLOB, TEXTURE_SIZES, FACERECON_OT_cancel,
+                        FACERECON_OT_reconstruct_from_photo)
 
 
 class FACERECON_PG_settings(bpy.types.PropertyGroup):
@@ -17,6 +18,7 @@ class FACERECON_PG_settings(bpy.types.PropertyGroup):
     texture_size: EnumProperty(name="Texture", items=TEXTURE_SIZES, default="1024")
     shape_keys: BoolProperty(name="Shape keys", default=True)
     all_faces: BoolProperty(name="All faces", default=False)
+    mirror: BoolProperty(name="Mirror averaging", default=True)
     add_camera: BoolProperty(name="Photo camera", default=True)
 
 
@@ -32,7 +34,7 @@ class FACERECON_PT_main(bpy.types.Panel):
         settings = context.scene.facerecon
         layout.prop(settings, "photo", text="")
         col = layout.column(align=True)
-        for name in ("refine_steps", "texture_size", "shape_keys", "all_faces", "add_camera"):
+        for name in OPTION_NAMES:
             col.prop(settings, name)
         job = job_service.CURRENT
         state = job.snapshot() if job is not None else None
@@ -44,11 +46,8 @@ class FACERECON_PT_main(bpy.types.Panel):
         op = layout.operator(FACERECON_OT_reconstruct_from_photo.bl_idname, text="Reconstruct", icon="USER")
         op.filepath = settings.photo
         op.browse = not settings.photo
-        op.refine_steps = settings.refine_steps
-        op.texture_size = settings.texture_size
-        op.shape_keys = settings.shape_keys
-        op.all_faces = settings.all_faces
-        op.add_camera = settings.add_camera
+        for name in OPTION_NAMES:
+            setattr(op, name, getattr(settings, name))
 
 
 class FACERECON_PT_face(bpy.types.Panel):
