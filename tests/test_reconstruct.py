@@ -189,7 +189,8 @@ def test_reconstruction_of_a_real_photo(result, reconstructor):
     assert {"detect", "crop", "network", "decode", "texture", "total"} <= set(rec.timings)
     assert all(v >= 0 for v in rec.timings.values())
     assert rec.source.endswith(PHOTO)
-    assert [s for s, _ in calls] == ["load", "detect", "crop", "network", "recrop", "decode", "texture", "done"]
+    assert [s for s, _ in calls] == ["load", "detect", "crop", "network", "decode", "texture", "done"]
+    assert run.second_crop == run.first_crop and not run.recropped  # one pass unless recrop=True
     fractions = [f for _, f in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     # the predicted landmarks project through the pose into the photo where rec says they are
@@ -219,8 +220,8 @@ def test_array_input_and_functional_api(reconstructor, photos, result, recon_bun
 
 def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, recon_bundle, recon_facemodel,
                                                                   photos, result, monkeypatch):
-    """The pipeline runs the geometry stream on each crop and its mirror image (twice per pass);
-    ``mirror=False`` (CLI ``--no-mirror``) runs it on the crops only."""
+    """The pipeline runs the geometry stream on each crop and its mirror image; ``mirror=False`` (CLI
+    ``--no-mirror``) runs it on the crops only."""
     from facerecon_core.pipeline import Reconstructor
 
     calls = []
@@ -233,7 +234,7 @@ def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, 
     monkeypatch.setattr(type(reconstructor.bundle), "run", spy)
     single = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=256, mirror=False)
     plain = single.reconstruct(photos / PHOTO)[0]
-    assert calls == [False, False]
+    assert calls == [False]
     averaged = result[0][0]
     assert not np.allclose(plain.identity_vertices, averaged.identity_vertices, atol=1e-3)
     from facerecon_core.cli import build_parser
@@ -242,6 +243,32 @@ def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, 
     parser = build_parser()
     assert parser.parse_args(["reconstruct", *cli_args]).no_mirror is True
     assert parser.parse_args(["reconstruct", *cli_args[1:]]).no_mirror is False
+
+
+def test_recrop_adds_a_pass_on_the_predicted_landmarks(reconstructor, recon_facemodel, photos, monkeypatch):
+    """``recrop=True`` (CLI ``--recrop``): a geometry-only pass on the first crop, then the full network
+    on the crop around its landmarks (when they are plausible; else the first crop again)."""
+    from facerecon_core.cli import build_parser
+    from facerecon_core.pipeline import Reconstructor
+
+    calls = []
+    real = type(reconstructor.bundle).run
+
+    def spy(self, crops, *a, **kw):
+        calls.append(kw.get("texture"))
+        return real(self, crops, *a, **kw)
+
+    monkeypatch.setattr(type(reconstructor.bundle), "run", spy)
+    twice = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=64, recrop=True)
+    stages = []
+    rec = twice.reconstruct(photos / PHOTO, progress=lambda stage, f: stages.append(stage))[0]
+    run = twice.last_run[0]
+    assert calls == [False, True] and "recrop" in stages
+    np.testing.assert_allclose(rec.crop_box, [run.second_crop.left, run.second_crop.top, run.second_crop.side])
+    assert run.recropped == (run.second_crop != run.first_crop)
+    cli_args = ["reconstruct", str(photos / PHOTO), "-o", "x"]
+    assert build_parser().parse_args([*cli_args, "--recrop"]).recrop is True
+    assert build_parser().parse_args(cli_args).recrop is False
 
 
 def test_no_face_is_reported(reconstructor):

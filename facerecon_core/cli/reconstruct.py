@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="N steps of photometric refinement after the network (needs torch; default 0)")
     parser.add_argument("--no-mirror", action="store_true",
                         help="run the geometry stream on each crop only (default: averaged with its mirror image)")
+    parser.add_argument("--recrop", action="store_true",
+                        help="a second network pass on the crop around the first pass's landmarks (off by default: "
+                             "it makes the bundled model's landmarks worse, see MODEL_CARD.md)")
     parser.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
@@ -102,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
                                           device=args.device, texture_size=args.texture_size, refine=args.refine,
-                                          mirror=not args.no_mirror)
+                                          mirror=not args.no_mirror, recrop=args.recrop)
         except (BundleError, FaceModelError) as exc:
             return _error(str(exc))
         names = output_names(photos)

@@ -191,8 +191,8 @@ class PreparedPhoto:
 def prepare_photo(image: np.ndarray, hint: np.ndarray | None = None) -> PreparedPhoto:
     """Detect → landmarks → 3DDFA_V2 landmark crop: what every method is fed for a photo.
 
-    One crop for every method (the pipeline's pass 1 without its growing to the detector's box and
-    without pass 2's re-crop), so that the methods are compared on the same input.
+    One crop for every method (the pipeline's crop without its growing to the detector's box, and no
+    ``recrop`` pass), so that the methods are compared on the same input.
     With several faces, the one closest to ``hint`` (annotated landmarks) is used.
     When no detected face matches the annotation (centre farther than half the annotation's box
     size), the CNN detector is tried; failing that, the landmarks are predicted inside the

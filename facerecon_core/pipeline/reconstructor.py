@@ -1,8 +1,8 @@
 """``Reconstructor`` (load once, reconstruct many photos) and ``reconstruct`` (one call).
 
 The data flow, one module per stage: :mod:`.detect` (photo → faces + 68 landmarks) →
-:mod:`.crop` (3DDFA_V2 crop from the landmarks) → network (:class:`ModelBundle`, pass 1 geometry
-only) → re-crop from the predicted landmarks → network (pass 2, with the texture stream) →
+:mod:`.crop` (3DDFA_V2 crop from the landmarks) → network (:class:`ModelBundle`; with ``recrop``, a
+geometry-only pass 1, a re-crop from its landmarks, then pass 2) →
 :mod:`.decode` (UV maps → identity mesh, expression offsets, landmarks) → :mod:`.texture` (UV
 albedo texture) → optionally :mod:`.refine` (torch). Without refinement and with the ONNX runtime
 nothing here imports torch.
@@ -110,8 +110,8 @@ class RunDetails:
 
     detection: DetectedFace  # detector box and 68 landmarks (photo px)
     first_crop: Crop  # pass 1: from the detected landmarks
-    second_crop: Crop  # pass 2: from the predicted landmarks (= first_crop when not accepted)
-    recropped: bool  # whether the predicted landmarks were trusted for the second crop
+    second_crop: Crop  # pass 2 (``recrop``): from the predicted landmarks (= first_crop when off or not accepted)
+    recropped: bool  # whether the predicted landmarks were used for the second crop
     refine_losses: dict[str, float] = field(default_factory=dict)
 
 
@@ -123,12 +123,16 @@ class Reconstructor:
     (torch-free) or ``torch``; ``device``: ``auto``, ``cpu`` or ``cuda``. ``texture_size``: side of the
     albedo texture. ``refine``: default number of photometric refinement steps (torch). ``mirror``:
     average each geometry prediction with the one for the mirrored crop (:mod:`facerecon_core.inference.mirror`).
+    ``recrop``: a second network pass on the crop around the landmarks the first pass predicted (3DDFA_V2's
+    scheme; off by default: on held-out synthetic faces it made the bundled model's landmarks worse, 2.44 →
+    2.48 % NME, MODEL_CARD.md).
     ``progress``: default progress callback (see :data:`Progress`).
     """
 
     def __init__(self, model: str | os.PathLike | ModelBundle | None = None, *,
                  facemodel: FaceModel | str | os.PathLike | None = None, runtime: str = "onnx",
                  device: str = "auto", texture_size: int = 512, refine: int = 0, mirror: bool = True,
+                 recrop: bool = False,
                  detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
                  progress: Progress | None = None) -> None:
         if texture_size < 8:
@@ -145,6 +149,7 @@ class Reconstructor:
         self.texture_size = int(texture_size)
         self.refine_steps = int(refine)
         self.mirror = bool(mirror)
+        self.recrop = bool(recrop)
         self.progress = progress
         self._fitters: dict[int, Any] = {}
         self._cancel = threading.Event()
@@ -199,20 +204,19 @@ class Reconstructor:
         timings["crop"] = _ms(t0)
 
         t0 = stage("network")
-        out1 = self.bundle.run(images1, texture=False, mirror=self.mirror)
-        timings["network"] = _ms(t0)
-
-        t0 = stage("recrop")
-        lm1 = self.decoder.project(self.decoder.landmarks_3d(out1), out1.angles, out1.translation, size)
-        crops2, recropped = [], []
-        for face, c1, lm in zip(faces, crops1, lm1):
-            c2, ok = crop_stage.second_crop(c1.to_image(lm), face, c1)
-            crops2.append(c2)
-            recropped.append(ok)
-        images2 = np.stack([c.apply(photo) for c in crops2])
+        timings["network"] = 0.0
+        crops2, recropped, images2 = crops1, [False] * len(faces), images1
+        if self.recrop:
+            out1 = self.bundle.run(images1, texture=False, mirror=self.mirror)
+            timings["network"] = _ms(t0)
+            t0 = stage("recrop")
+            lm1 = self.decoder.project(self.decoder.landmarks_3d(out1), out1.angles, out1.translation, size)
+            pairs = [crop_stage.second_crop(c1.to_image(lm), face, c1) for face, c1, lm in zip(faces, crops1, lm1)]
+            crops2, recropped = [c for c, _ in pairs], [ok for _, ok in pairs]
+            images2 = np.stack([c.apply(photo) for c in crops2])
+            timings["crop"] += _ms(t0)
+            t0 = time.perf_counter()
         target = np.stack([c.to_crop(f.landmarks) for c, f in zip(crops2, faces)]).astype(np.float32)
-        timings["crop"] += _ms(t0)
-        t0 = time.perf_counter()
         out2 = self.bundle.run(images2, target, texture=True, mirror=self.mirror)
         timings["network"] += _ms(t0)
 
