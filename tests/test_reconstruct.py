@@ -218,20 +218,26 @@ def test_array_input_and_functional_api(reconstructor, photos, result, recon_bun
     np.testing.assert_allclose(again[0].vertices(), result[0][0].vertices(), atol=1e-5)
 
 
+def spy_on_runs(monkeypatch, bundle, keyword: str) -> list:
+    """The value of ``keyword`` in every later ``ModelBundle.run`` call, in order."""
+    calls = []
+    real = type(bundle).run
+
+    def spy(self, crops, *a, **kw):
+        calls.append(kw.get(keyword))
+        return real(self, crops, *a, **kw)
+
+    monkeypatch.setattr(type(bundle), "run", spy)
+    return calls
+
+
 def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, recon_bundle, recon_facemodel,
                                                                   photos, result, monkeypatch):
     """The pipeline runs the geometry stream on each crop and its mirror image; ``mirror=False`` (CLI
     ``--no-mirror``) runs it on the crops only."""
     from facerecon_core.pipeline import Reconstructor
 
-    calls = []
-    real = type(reconstructor.bundle).run
-
-    def spy(self, crops, *a, **kw):
-        calls.append(kw.get("mirror"))
-        return real(self, crops, *a, **kw)
-
-    monkeypatch.setattr(type(reconstructor.bundle), "run", spy)
+    calls = spy_on_runs(monkeypatch, reconstructor.bundle, "mirror")
     single = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=256, mirror=False)
     plain = single.reconstruct(photos / PHOTO)[0]
     assert calls == [False]
@@ -251,14 +257,7 @@ def test_recrop_adds_a_pass_on_the_predicted_landmarks(reconstructor, recon_face
     from facerecon_core.cli import build_parser
     from facerecon_core.pipeline import Reconstructor
 
-    calls = []
-    real = type(reconstructor.bundle).run
-
-    def spy(self, crops, *a, **kw):
-        calls.append(kw.get("texture"))
-        return real(self, crops, *a, **kw)
-
-    monkeypatch.setattr(type(reconstructor.bundle), "run", spy)
+    calls = spy_on_runs(monkeypatch, reconstructor.bundle, "texture")
     twice = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=64, recrop=True)
     stages = []
     rec = twice.reconstruct(photos / PHOTO, progress=lambda stage, f: stages.append(stage))[0]
