@@ -36,9 +36,11 @@ fr train --stage geometry --config $CONFIG --data data/asm128 data/asm128_wide d
     $(resume "$RUNS/geometry3" --init "$RUNS/geometry2/best.pt")
 fr train --stage texture --config $CONFIG --data data/texture128 \
     --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry3/best.pt")
-# fusion keeps the encoder and the ASM decoders fixed (cpu.yaml's train.fusion_frozen): light, pose, texture
+# fusion keeps the encoder, the ASM decoders and the pose fixed (cpu.yaml's train.fusion_frozen): light,
+# albedo and texture learn from the photos
 fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
-    --out "$RUNS/fusion" --max-steps 2000 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
+    --out "$RUNS/fusion" --max-steps 4000 --decay-steps 2000 --workers 1 \
+    $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the
 #    fusion checkpoint, checked against the texture stage's with the synthetic suite (never the test
