@@ -1,5 +1,5 @@
-"""Stage 2: 3DDFA_V2-style crops — from detected landmarks (pass 1), then from the landmarks the
-network predicts (pass 2)."""
+"""Stage 2: 3DDFA_V2-style crops — from detected landmarks (pass 1), and with ``Reconstructor(recrop=True)``
+from the landmarks the network predicts (pass 2)."""
 
 from __future__ import annotations
 
