@@ -49,32 +49,41 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
         raise storage.DatasetError(f"unknown kind {request.kind!r}; choose one of {', '.join(KINDS)}")
     if request.count < 1 or request.res < 32:
         raise storage.DatasetError("--count must be ≥ 1 and --res ≥ 32")
-    if request.poses is not None and request.kind != "asm":
-        raise storage.DatasetError("--pose-range applies to asm data only (profiled and texture data take the "
-                                   "poses of their photos)")
-    if request.poses is not None and not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
-        raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
-                                   f"got {request.poses.degrees()}")
-    if request.jitter is not None and request.kind != "asm":
-        raise storage.DatasetError("--crop-jitter applies to asm data only (profiled and texture data are cropped "
-                                   "around their photos' faces)")
-    if request.jitter is not None and not (0.0 <= request.jitter.scale < 0.5 and 0.0 <= request.jitter.shift <= 0.25):
-        raise storage.DatasetError(f"--crop-jitter: SCALE must be in [0, 0.5) and SHIFT in [0, 0.25], "
-                                   f"got {request.jitter.values()}")
+    variant = _asm_variant(request)
     model = FaceModel.load(request.facemodel)
     if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
         from facerecon_core.io.photo import find_photos
 
         usable_fits(request, model, find_photos(request.photo_sources()), progress=progress)
-    generator_name = _generator_version(request.kind)
-    if request.poses is not None and request.poses != PoseRange():  # other poses, other samples
-        generator_name += " poses ±{:g}/{:g}/{:g}".format(*request.poses.degrees())
-    if request.jitter is not None and request.jitter != CropJitter():
-        generator_name += " crop ±{:g}/{:g}".format(*request.jitter.values())
+    generator_name = _generator_version(request.kind) + variant
     spec = storage.DatasetSpec(kind=request.kind, count=request.count, seed=request.seed, res=request.res,
                                shard_size=SHARD_SIZE, facemodel_hash=model.content_hash, generator=generator_name)
     factory = functools.partial(make_generator, request)
     return storage.write_dataset(spec, request.out, factory, workers=workers, progress=progress)
+
+
+def _asm_variant(request: SynthRequest) -> str:
+    """Check ``--pose-range`` / ``--crop-jitter`` and name what they change in the generator (other
+    values, other samples; "" for the defaults)."""
+    options = {"--pose-range": request.poses, "--crop-jitter": request.jitter}
+    given = [flag for flag, value in options.items() if value is not None]
+    if given and request.kind != "asm":
+        raise storage.DatasetError(f"{given[0]} applies to asm data only (profiled and texture data take the poses "
+                                   "and framing of their photos)")
+    variant = ""
+    if request.poses is not None:
+        if not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
+            raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
+                                       f"got {request.poses.degrees()}")
+        if request.poses != PoseRange():
+            variant += " poses ±{:g}/{:g}/{:g}".format(*request.poses.degrees())
+    if request.jitter is not None:
+        if not (0.0 <= request.jitter.scale < 0.5 and 0.0 <= request.jitter.shift <= 0.25):
+            raise storage.DatasetError(f"--crop-jitter: SCALE must be in [0, 0.5) and SHIFT in [0, 0.25], "
+                                       f"got {request.jitter.values()}")
+        if request.jitter != CropJitter():
+            variant += " crop ±{:g}/{:g}".format(*request.jitter.values())
+    return variant
 
 
 def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarray]]:
