@@ -20,6 +20,10 @@ fr data synth --kind asm --count 16000 --seed 12 --res 128 --photos $PHOTOS --ou
 # wider head poses (pitch ±45°, roll ±30°, yaw ±80°) for the second warm restart: real photos tilt further
 fr data synth --kind asm --count 4000 --seed 13 --res 128 --photos $PHOTOS --pose-range 80 45 30 \
     --out data/asm128_wide --workers 2
+# for the texture and fusion stages: triplets of the training photos and of muxspace_fer's 248 in-the-wild
+# colour crops (movie stills: more lighting and skin than the 380 photos give the texture stream)
+fr data synth --kind texture --count 2400 --seed 22 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
+    --fits data/fits --out data/texture128_mux --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -34,11 +38,11 @@ fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 d
 fr train --stage geometry --config $CONFIG --data data/asm128 data/asm128_wide data/profiled128 data/texture128 \
     --out "$RUNS/geometry3" --max-steps 6000 --decay-steps 4000 --workers 1 \
     $(resume "$RUNS/geometry3" --init "$RUNS/geometry2/best.pt")
-fr train --stage texture --config $CONFIG --data data/texture128 \
-    --out "$RUNS/texture" --max-steps 800 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry3/best.pt")
+fr train --stage texture --config $CONFIG --data data/texture128_mux \
+    --out "$RUNS/texture" --max-steps 1700 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry3/best.pt")
 # fusion keeps the encoder, the ASM decoders and the pose fixed (cpu.yaml's train.fusion_frozen): light,
 # albedo and texture learn from the photos
-fr train --stage fusion --config $CONFIG --data data/texture128 data/profiled128 \
+fr train --stage fusion --config $CONFIG --data data/texture128_mux data/profiled128 \
     --out "$RUNS/fusion" --max-steps 4000 --decay-steps 2000 --workers 1 \
     $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
