@@ -166,3 +166,29 @@ def test_resume_after_kill_9(asm_dataset: Path, facemodel_path: Path, tmp_path: 
     assert a["step"] == b["step"] == 8
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_validate_reproduces_the_runs_held_out_losses(asm_dataset: Path, facemodel_path: Path, tmp_path: Path,
+                                                       capsys):
+    from facerecon_core.train.validate import validate
+
+    run = tmp_path / "run"
+    assert _train(run, asm_dataset, facemodel_path, "--max-steps", "4") == 0  # one epoch, then validation
+    [row] = validate([run / "last.pt"], [asm_dataset], "geometry", every=10, facemodel=facemodel_path)
+    assert row.samples == 4  # samples 0, 10, 20, 30: the run's own held-out split (--val-every 10)
+    assert row.losses.keys() >= {"total", "vertex_mm"}
+    for name, value in row.losses.items():
+        assert value == pytest.approx(_losses(run, "val", name)[-1], rel=1e-5), name
+    [below] = validate([run / "last.pt"], [asm_dataset], "geometry", every=10, below=15, facemodel=facemodel_path)
+    assert below.samples == 2
+
+    capsys.readouterr()
+    args = ["validate", "--stage", "geometry", "--checkpoint", str(run / "last.pt"), str(run / "best.pt"),
+            "--data", str(asm_dataset), "--every", "10", "--facemodel", str(facemodel_path)]
+    assert main(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 4 and table[0].startswith("| checkpoint | data | samples |")
+    assert main([*args[:2], "texture", *args[3:]]) == 2  # asm samples have no UV textures
+    assert "the texture losses need them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args[:-4], "--every", "0"])

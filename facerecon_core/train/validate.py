@@ -1,0 +1,74 @@
+"""``facerecon validate``: a stage's held-out losses for several checkpoints on the same samples.
+
+Runs are compared on samples that none of them trained on: every ``every``-th sample of each dataset
+folder (optionally only those below an index). A training run on folders A + B holds out every n-th
+sample of their concatenation, which is every n-th of B too when A's size is a multiple of n.
+Losses are the stage's validation losses (eval mode, no augmentation), averaged over the samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facerecon_core.datasets.torch_data import FaceDataset
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.model.config import Config
+from facerecon_core.model.network import DualStreamNet
+from facerecon_core.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    model_state,
+)
+from facerecon_core.train.data import adapt_batch, collate, split_indices
+from facerecon_core.train.stages import REQUIRED_KEYS, make_stage
+
+
+@dataclass(frozen=True)
+class HeldOutLosses:
+    checkpoint: Path
+    dataset: Path
+    samples: int
+    losses: dict[str, float]  # the stage's validation terms and total, averaged over the samples
+
+
+def held_out_ids(n: int, every: int, below: int | None = None) -> np.ndarray:
+    """Every ``every``-th index of ``n`` (as a run's validation split), only those ``< below`` if given."""
+    ids = split_indices(n, every)[1]
+    return ids if below is None else ids[ids < below]
+
+
+def validate(checkpoints: list[Path], data: list[Path], stage: str, *, every: int = 20, below: int | None = None,
+             facemodel: Path | None = None, batch_size: int = 8) -> list[HeldOutLosses]:
+    """The ``stage`` losses of each checkpoint (built with its own config) on each folder's held-out samples."""
+    model = FaceModel.load(facemodel)
+    folders = [(Path(d), FaceDataset([d], augment=None)) for d in data]
+    for folder, dataset in folders:
+        missing = REQUIRED_KEYS[stage] - set(dataset.parts[0][0])
+        if missing:
+            raise CheckpointError(f"{folder} has no {', '.join(sorted(missing))}: the {stage} losses need them")
+    results = []
+    for path in checkpoints:
+        state = load_checkpoint(path)
+        if state["facemodel_hash"] != model.content_hash:
+            raise CheckpointError(f"{path} was trained with another face model")
+        config = Config.from_dict(state["config"])
+        net = DualStreamNet(config, model)
+        net.load_state_dict(model_state(state["model"]))
+        evaluator = make_stage(stage, net, config, model)
+        for folder, dataset in folders:
+            ids = held_out_ids(len(dataset), every, below)
+            if len(ids) == 0:
+                raise CheckpointError(f"{folder}: no held-out sample (every {every}-th, below {below})")
+            sums: dict[str, float] = {}
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start:start + batch_size]
+                batch = adapt_batch(collate([dataset[int(i)] for i in chunk]), config.model)
+                with torch.no_grad():
+                    for name, value in evaluator.evaluate(batch).items():
+                        sums[name] = sums.get(name, 0.0) + float(value) * len(chunk)
+            results.append(HeldOutLosses(Path(path), folder, len(ids), {k: v / len(ids) for k, v in sums.items()}))
+    return results
