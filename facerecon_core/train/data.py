@@ -55,6 +55,12 @@ def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([s[k] for s in samples]) for k in sorted(keys)}
 
 
+def held_out_batch(dataset: torch.utils.data.Dataset, ids, model: ModelConfig, device="cpu") -> dict:
+    """Samples ``ids`` of ``dataset`` as one batch on ``device``, sized for the network (validation)."""
+    batch = collate([dataset[int(i)] for i in ids])
+    return adapt_batch({k: v.to(device) for k, v in batch.items()}, model)
+
+
 def adapt_batch(batch: dict[str, torch.Tensor], model: ModelConfig) -> dict[str, torch.Tensor]:
     """Resize a collated batch to the network's input, ASM and texture sizes.
 

@@ -27,9 +27,9 @@ from facerecon_core.model.network import DualStreamNet
 from facerecon_core.render.cpu import keep_torch_threads
 from facerecon_core.train.checkpoint import (CheckpointError, checkpoint_state, load_checkpoint, model_state,
                                              save_checkpoint)
-from facerecon_core.train.data import EpochOrder, adapt_batch, collate, split_indices
+from facerecon_core.train.data import EpochOrder, adapt_batch, collate, held_out_batch, split_indices
 from facerecon_core.train.distributed import average_metrics, broadcast_module, init_distributed
-from facerecon_core.train.stages import REQUIRED_KEYS, make_stage
+from facerecon_core.train.stages import make_stage, missing_keys
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def train(args: TrainArgs) -> Progress:
         broadcast_module(stage.discriminator, dist.world)
 
     dataset = FaceDataset(args.data, augment=Augment(), seed=args.seed)
-    missing = REQUIRED_KEYS[args.stage] - set(dataset.parts[0][0])
+    missing = missing_keys(args.stage, dataset)
     if missing:
         raise CheckpointError(f"the {args.stage} stage needs {', '.join(sorted(missing))} in every sample: "
                               f"train it on {'a texture' if args.stage == 'texture' else 'an asm/profiled'} dataset")
@@ -112,7 +112,7 @@ def train(args: TrainArgs) -> Progress:
         metrics = _validate(stage, validation, val_ids, config, args, dist.device)
         log.write("val", progress, metrics)
         save_image(args.out / "samples" / f"epoch_{progress.epoch:04d}_step_{progress.step}.png",
-                   stage.visualise(_val_batch(validation, val_ids[:4], config, dist.device)))
+                   stage.visualise(held_out_batch(validation, val_ids[:4], config.model, dist.device)))
         if metrics["total"] < progress.best_metric:
             progress.best_metric = metrics["total"]
             save("best.pt")
@@ -210,16 +210,12 @@ def _state(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, pr
         best_metric=progress.best_metric, seed=args.seed)
 
 
-def _val_batch(dataset: FaceDataset, ids, config: Config, device) -> dict:
-    return adapt_batch({k: v.to(device) for k, v in collate([dataset[int(i)] for i in ids]).items()}, config.model)
-
-
 def _validate(stage, dataset: FaceDataset, val_ids, config: Config, args: TrainArgs, device) -> dict[str, float]:
     size = config.train.batch_size
     sums: dict[str, float] = {}
     chunks = [val_ids[i:i + size] for i in range(0, len(val_ids), size)][:args.val_batches]
     for ids in chunks:
-        for k, v in stage.evaluate(_val_batch(dataset, ids, config, device)).items():
+        for k, v in stage.evaluate(held_out_batch(dataset, ids, config.model, device)).items():
             sums[k] = sums.get(k, 0.0) + v / len(chunks)
     return sums
 

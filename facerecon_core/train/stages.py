@@ -25,6 +25,11 @@ REQUIRED_KEYS = {
 }
 
 
+def missing_keys(stage: str, dataset) -> set[str]:
+    """The labels ``stage`` needs that the samples of ``dataset`` (a FaceDataset) lack (first sample checked)."""
+    return REQUIRED_KEYS[stage] - set(dataset.parts[0][0])
+
+
 class Stage:
     """One stage: ``step(batch)`` trains, ``evaluate(batch)`` measures, ``visualise(batch)`` draws."""
 

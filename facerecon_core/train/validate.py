@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from facerecon_core.datasets.torch_data import FaceDataset
 from facerecon_core.facemodel import FaceModel
@@ -23,8 +22,8 @@ from facerecon_core.train.checkpoint import (
     load_checkpoint,
     model_state,
 )
-from facerecon_core.train.data import adapt_batch, collate, split_indices
-from facerecon_core.train.stages import REQUIRED_KEYS, make_stage
+from facerecon_core.train.data import held_out_batch, split_indices
+from facerecon_core.train.stages import make_stage, missing_keys
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def validate(checkpoints: list[Path], data: list[Path], stage: str, *, every: in
     model = FaceModel.load(facemodel)
     folders = [(Path(d), FaceDataset([d], augment=None)) for d in data]
     for folder, dataset in folders:
-        missing = REQUIRED_KEYS[stage] - set(dataset.parts[0][0])
+        missing = missing_keys(stage, dataset)
         if missing:
             raise CheckpointError(f"{folder} has no {', '.join(sorted(missing))}: the {stage} losses need them")
     results = []
@@ -66,9 +65,7 @@ def validate(checkpoints: list[Path], data: list[Path], stage: str, *, every: in
             sums: dict[str, float] = {}
             for start in range(0, len(ids), batch_size):
                 chunk = ids[start:start + batch_size]
-                batch = adapt_batch(collate([dataset[int(i)] for i in chunk]), config.model)
-                with torch.no_grad():
-                    for name, value in evaluator.evaluate(batch).items():
-                        sums[name] = sums.get(name, 0.0) + float(value) * len(chunk)
+                for name, value in evaluator.evaluate(held_out_batch(dataset, chunk, config.model)).items():
+                    sums[name] = sums.get(name, 0.0) + float(value) * len(chunk)
             results.append(HeldOutLosses(Path(path), folder, len(ids), {k: v / len(ids) for k, v in sums.items()}))
     return results
