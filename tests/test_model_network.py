@@ -46,6 +46,18 @@ def test_config_rejects_unknown_keys_and_bad_types():
     assert Config.from_dict({"train": {"lr_fusion": "5e-5"}}).train.lr_fusion == 5e-5  # YAML 1.1 quirk
 
 
+def test_config_overrides_change_single_values():
+    config = Config.load(CONFIGS / "cpu.yaml", ["model.geometry.psn_split=true", "train.lr_fusion=1e-4",
+                                                 "losses.fusion.id=3"])
+    assert config.model.geometry.psn_split is True and config.model.geometry.psn_hidden == 256
+    assert config.train.lr_fusion == 1e-4 and config.losses.fusion.id == 3.0 and config.losses.fusion.pix == 0.1
+    with pytest.raises(ConfigError, match="cpu.yaml with model.geometry.psn_splt=true: .*unknown key"):
+        Config.load(CONFIGS / "cpu.yaml", ["model.geometry.psn_splt=true"])
+    for bad in ("model.geometry.psn_split", "=1", "model..psn_split=1", "model.input_size.x=1"):
+        with pytest.raises(ConfigError, match="override"):
+            Config.load(CONFIGS / "cpu.yaml", [bad])
+
+
 def test_mobilenet_v2_imagenet_weights_load_strictly():
     path = mobilenet_v2_weights_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -119,6 +131,26 @@ def test_paper_config_builds_at_full_size(paper_config, facemodel):
         out = net(torch.rand(1, 3, 256, 256), torch.rand(1, 68, 2) * 256)
     assert out.A_id.shape == out.A_exp.shape == (1, 3, 256, 256)
     assert out.I_a.shape == (1, 3, 256, 256) and out.regions.shape == (1, 16, 32, 32)
+
+
+def test_a_shared_psn_loads_into_a_split_one_unchanged():
+    from facerecon_core.model.geometry import ParametricSubnet
+
+    torch.manual_seed(0)
+    shared, split = ParametricSubnet(64, 5, 32), ParametricSubnet(64, 5, 32, split=True)
+    with torch.no_grad():
+        for p in shared.parameters():
+            p.normal_()
+    split.load_state_dict(shared.state_dict())
+    f_l = torch.randn(3, 64)
+    for a, b in zip(shared(f_l), split(f_l), strict=True):
+        torch.testing.assert_close(a, b)
+    assert split.fc2.out_features == 6 and split.app2.out_features == 5 + 27
+    split.app1.weight.data.add_(1.0)  # the layers are copies, not shared tensors
+    assert not torch.equal(split.app1.weight, split.fc1.weight)
+    again = ParametricSubnet(64, 5, 32, split=True)
+    again.load_state_dict(split.state_dict())  # a split checkpoint loads as it is
+    assert torch.equal(again.app1.weight, split.app1.weight)
 
 
 def test_albedo_map_handles_any_number_of_components(cpu_config, facemodel):

@@ -133,10 +133,13 @@ def test_fusion_stage_keeps_the_frozen_subnetworks(config, facemodel, batch):
         Config.from_dict({"train": {"fusion_frozen": ["decoder"]}})
 
 
-def test_fusion_stage_keeps_the_pose_while_the_light_learns(config, facemodel, batch):
+@pytest.mark.parametrize("split", [False, True], ids=["shared_psn", "split_psn"])
+def test_fusion_stage_keeps_the_pose_while_the_light_learns(config, facemodel, batch, split):
     from facerecon_core.train.stages import make_stage
 
     assert "pose" in config.train.fusion_frozen  # cpu.yaml
+    config = copy.deepcopy(config)
+    config.model.geometry.psn_split = split
     torch.manual_seed(0)
     net = DualStreamNet(config, facemodel)
     stage = make_stage("fusion", net, config, facemodel)

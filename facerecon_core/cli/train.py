@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one stage of the network (runs unchanged under torchrun)")
     p.add_argument("--stage", choices=STAGES, required=True)
     p.add_argument("--config", type=Path, required=True, help="training/configs/*.yaml")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="change one config value (YAML), e.g. model.geometry.psn_split=true; repeatable")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folders (facerecon data synth)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, sample images")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
@@ -39,7 +41,7 @@ def _train(args: argparse.Namespace) -> int:
         stage=args.stage, config=args.config, data=args.data, out=args.out, resume=args.resume, init=args.init,
         max_steps=args.max_steps, max_minutes=args.max_minutes, decay_steps=args.decay_steps, epochs=args.epochs,
         seed=args.seed, val_every=args.val_every, checkpoint_every=args.checkpoint_every, workers=args.workers,
-        device=args.device, freeze_bn=args.freeze_bn, facemodel=args.facemodel))
+        device=args.device, freeze_bn=args.freeze_bn, facemodel=args.facemodel, overrides=args.overrides))
     print(f"{args.out}: stage {args.stage}, step {progress.step}, epoch {progress.epoch}, "
           f"best validation {progress.best_metric:.4g}")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class GeometryConfig:
     exp_scale_mm: float = 40.0  # A_exp = exp_scale_mm · tanh(·) (expression offsets reach 34 mm)
     expression_asm: bool = True  # False: the ablation of Sec. IV-E.1, one map (A_id) for the whole shape, A_exp ≡ 0
     psn_hidden: int = 512
+    psn_split: bool = False  # True: albedo and light get a PSN hidden layer of their own (retrained in fusion)
 
 
 @dataclass
@@ -136,17 +138,33 @@ class Config:
         return _build(cls, data, "config")
 
     @classmethod
-    def load(cls, path: str | Path) -> Config:
+    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> Config:
+        """The config in a YAML file, with ``overrides`` (``"model.geometry.psn_split=true"``, the value in YAML)
+        applied on top."""
         path = Path(path)
         with path.open() as f:
             data = yaml.safe_load(f) or {}
+        for item in overrides:
+            _override(data, item)
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+            raise ConfigError(f"{path}{' with ' + ' '.join(overrides) if overrides else ''}: {exc}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _override(data: dict, item: str) -> None:
+    key, sep, value = item.partition("=")
+    *parents, name = key.strip().split(".")
+    if not sep or not name or not all(parents):
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE with a dotted key (model.geometry.psn_split=true)")
+    for part in parents:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"override {item!r}: {part} is not a section")
+    data[name] = yaml.safe_load(value)
 
 
 def _build(cls, data, where: str):

@@ -78,28 +78,54 @@ class AttributeDecoder(nn.Module):
 
 
 class ParametricSubnet(nn.Module):
-    """PSN (eq. 3): two FC layers on f_L → (p_t [B, K_alb], p_l [B, 3, 9], p_h [B, 6])."""
+    """PSN (eq. 3): two FC layers on f_L → (p_t [B, K_alb], p_l [B, 3, 9], p_h [B, 6]).
 
-    def __init__(self, latent_dim: int, n_albedo: int, hidden: int = 512) -> None:
+    ``split=True`` gives albedo and light a hidden layer of their own (``app1``, ``app2``) beside the pose's
+    (``fc1``, ``fc2``, then pose rows only), so that fusion can retrain them while the pose stays as stage 1
+    taught it. A shared PSN's weights load into a split one as two copies of the shared layer.
+    """
+
+    def __init__(self, latent_dim: int, n_albedo: int, hidden: int = 512, split: bool = False) -> None:
         super().__init__()
-        self.n_albedo = n_albedo
+        self.n_albedo, self.split = n_albedo, split
+        k = n_albedo + SH_DIM
         self.fc1 = nn.Linear(latent_dim, hidden)
-        self.fc2 = nn.Linear(hidden, n_albedo + SH_DIM + POSE_DIM)
+        self.fc2 = nn.Linear(hidden, POSE_DIM if split else k + POSE_DIM)
+        self.app1 = nn.Linear(latent_dim, hidden) if split else None
+        self.app2 = nn.Linear(hidden, k) if split else None
         with torch.no_grad():  # start from a neutral, frontal, ambient-lit face
-            self.fc2.weight.mul_(0.1)
-            self.fc2.bias.zero_()
-            sh_bias = self.fc2.bias[n_albedo:n_albedo + SH_DIM].view(3, 9)
-            sh_bias[:, 0] = 0.8
+            for fc in (self.fc2, self.app2):
+                if fc is not None:
+                    fc.weight.mul_(0.1)
+                    fc.bias.zero_()
+            (self.app2 if split else self.fc2).bias[n_albedo:k].view(3, 9)[:, 0] = 0.8
 
     def forward(self, f_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.fc2(torch.relu(self.fc1(f_l)))
+        if self.split:
+            out = torch.cat([self.app2(torch.relu(self.app1(f_l))), out], dim=1)
         k = self.n_albedo
         return out[:, :k], out[:, k:k + SH_DIM].reshape(-1, 3, 9), out[:, k + SH_DIM:]
 
     def freeze_pose(self) -> None:
-        """Keep p_h fixed while p_t and p_l still learn: no gradient to the hidden layer, none to fc2's pose rows."""
+        """Keep p_h fixed while p_t and p_l still learn: no gradient to the pose's layers (shared: to fc1 and to
+        fc2's pose rows)."""
         self.fc1.requires_grad_(False)
+        if self.split:
+            self.fc2.requires_grad_(False)
+            return
         keep = torch.ones(self.fc2.out_features, 1)
         keep[self.n_albedo + SH_DIM:] = 0.0
         self.fc2.weight.register_hook(lambda grad: grad * keep)
         self.fc2.bias.register_hook(lambda grad: grad * keep[:, 0])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        k = self.n_albedo + SH_DIM
+        shared = state_dict.get(prefix + "fc2.weight")
+        if self.split and prefix + "app1.weight" not in state_dict and shared is not None \
+                and len(shared) == k + POSE_DIM:
+            for name in ("weight", "bias"):
+                state_dict[prefix + "app1." + name] = state_dict[prefix + "fc1." + name]
+                full = state_dict[prefix + "fc2." + name]
+                state_dict[prefix + "app2." + name], state_dict[prefix + "fc2." + name] = full[:k], full[k:]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -69,7 +69,7 @@ class DualStreamNet(nn.Module):
         self.decoder_id = AttributeDecoder(d, g.asm_size, g.decoder_widths, g.id_scale_mm, mean_shape_map)
         self.decoder_exp = (AttributeDecoder(d, g.asm_size, g.decoder_widths, g.exp_scale_mm) if g.expression_asm
                             else None)
-        self.psn = ParametricSubnet(d, facemodel.n_albedo, g.psn_hidden)
+        self.psn = ParametricSubnet(d, facemodel.n_albedo, g.psn_hidden, g.psn_split)
         self.texture_net = TextureGenerator(t.tex_size, cfg.input_size, t.widths, t.n_regions, t.k_init,
                                             t.landmark_sigma)
         # 3DMM albedo in UV (I_u = mean + Σ p_t,k basis_k), channels-first.

@@ -53,6 +53,7 @@ class TrainArgs:
     freeze_bn: bool | None = None  # default: frozen for fusion only
     facemodel: Path | None = None
     progress: bool = True
+    overrides: list[str] = field(default_factory=list)  # config KEY=VALUE on top of the file
 
 
 @dataclass
@@ -69,7 +70,7 @@ def train(args: TrainArgs) -> Progress:
         raise ConfigError(f"--decay-steps {args.decay_steps} needs --max-steps of at least as many steps")
     keep_torch_threads()  # numba's first launch would change torch's thread count mid-run
     dist = init_distributed(args.device)
-    config = Config.load(args.config)
+    config = Config.load(args.config, args.overrides)
     facemodel = FaceModel.load(args.facemodel)
     torch.manual_seed(args.seed)
     net = DualStreamNet(config, facemodel).to(dist.device)
@@ -182,7 +183,8 @@ def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, 
         saved, now = (stage_settings(c, args.stage) for c in (Config.from_dict(state["config"]), config))
         if saved != now:  # defaults filled in; other stages' settings may differ
             keys = ", ".join(k for k in now if saved.get(k) != now[k])
-            raise CheckpointError(f"{last} was trained with a different config than {args.config} ({keys})")
+            raise CheckpointError(f"{last} was trained with a different config than {args.config}"
+                                  f"{''.join(' --set ' + o for o in args.overrides)} ({keys})")
         net.load_state_dict(model_state(state["model"]))
         if stage.discriminator is not None and state["discriminator"] is not None:
             stage.discriminator.load_state_dict(model_state(state["discriminator"]))
