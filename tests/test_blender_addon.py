@@ -190,12 +190,12 @@ def test_modal_driver_progress_cancel_and_errors(monkeypatch):
     ret, reports, progress, built, driver = drive("ok.jpg")
     assert ret == {"FINISHED"} and built and reports == [("INFO", "built")]
     assert progress and progress == sorted(progress)
-    assert max(driver.tick_seconds) < 0.05  # the UI thread never waits for the worker
     assert job_mod.CURRENT is None
 
     ret, reports, _, built, _ = drive("noface.jpg")
     assert ret == {"CANCELLED"} and not built and reports == [("ERROR", "Face from Photo: noface.jpg: no face found")]
 
+    # the worker blocks until released: the UI thread still ticks (RUNNING_MODAL) and takes ESC
     ret, reports, _, built, driver = drive("block.jpg", esc_after=3)
     release.set()
     assert ret == {"CANCELLED"} and not built and reports[0][0] == "WARNING" and "cancelled" in reports[0][1]
@@ -448,7 +448,7 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
     """The scene built from the face model's mean (no network): counts, keys, and Blender's own
     projection (bpy_extras.world_to_camera_view) of the photo camera agrees with facerecon's."""
     proc = run_bpy(f"""
-        import sys, json, time, importlib.util
+        import sys, json, importlib.util
         import bpy, numpy as np
         from bpy_extras.object_utils import world_to_camera_view
         spec = importlib.util.spec_from_file_location("facerecon_addon", {str(ADDON / '__init__.py')!r},
@@ -463,10 +463,8 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
         rec = dataclasses.replace(rec, angles=np.array([0.15, -0.4, 0.1]), translation=np.array([30.0, -20.0, -900.0]),
                                   crop_box=np.array([150.0, 40.0, 260.0]))
         bpy.ops.wm.read_homefile(use_empty=True)
-        t = time.perf_counter()
         obj, timings = scene.build_face(rec, name="mean", exp_basis=fm.exp_basis, texture_size=1024, camera=True,
                                         photo_size=(640, 480))
-        seconds = time.perf_counter() - t
         sc = bpy.context.scene
         bpy.context.view_layer.update()  # matrix_world of the parented camera
         cam = bpy.data.objects["mean_camera"]
@@ -483,11 +481,9 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
         print("RESULT " + json.dumps({{"blender_vs_ours": float(np.abs(np.array(theirs) - ours).max()),
                                        "ours_vs_photo": float(np.abs(ours - photo).max()),
                                        "counts": [len(obj.data.vertices), len(obj.data.polygons)], "keys": keys,
-                                       "image": list(img.size), "packed": img.packed_file is not None,
-                                       "seconds": seconds}}))
+                                       "image": list(img.size), "packed": img.packed_file is not None}}))
     """)
     res = result_of(proc)
     assert res["blender_vs_ours"] < 0.05 and res["ours_vs_photo"] < 0.05, res
     assert res["counts"] == [38365, 76073] and res["keys"][:3] == ["Basis", "Expression", "exp_00"]
-    assert res["image"] == [1024, 1024] and res["packed"]
-    assert res["seconds"] < 3.0  # target ≤ 1 s (benchmarks/bench_blender.py); lenient on a shared CI machine
+    assert res["image"] == [1024, 1024] and res["packed"]  # build time: benchmarks/bench_blender.py

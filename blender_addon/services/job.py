@@ -91,7 +91,6 @@ class ModalDriver:
         self.on_progress = on_progress
         self.on_done = on_done
         self.report = report
-        self.tick_seconds: list[float] = []  # how long each UI-thread poll took (tests: the UI never blocks)
 
     def start(self) -> None:
         global CURRENT
@@ -100,34 +99,30 @@ class ModalDriver:
 
     def event(self, event_type: str, event_value: str = "PRESS") -> set:
         """Handle one event; returns the operator's modal return set."""
-        t0 = time.perf_counter()
-        try:
-            if event_type == "ESC" and event_value == "PRESS":
-                self.job.cancel()
-                self.report({"WARNING"}, f"Face from Photo: cancelled ({self.job.photo.name})")
-                return self._end({"CANCELLED"})
-            if event_type != "TIMER":
-                return {"PASS_THROUGH"}
-            state = self.job.snapshot()
-            if state.status == RUNNING:
-                self.on_progress(state.stage, state.fraction)
-                return {"RUNNING_MODAL"}
-            if state.status == FINISHED:
-                try:
-                    message = self.on_done(state.result)
-                except Exception as exc:  # noqa: BLE001 - scene building failed: report, keep Blender up
-                    self.report({"ERROR"}, f"Face from Photo: building the scene failed: "
-                                           f"{type(exc).__name__}: {reconstruct.one_line(exc)}")
-                    return self._end({"CANCELLED"})
-                self.report({"INFO"}, message)
-                return self._end({"FINISHED"})
-            if state.status == CANCELLED:
-                self.report({"WARNING"}, f"Face from Photo: cancelled ({self.job.photo.name})")
-                return self._end({"CANCELLED"})
-            self.report({"ERROR"}, f"Face from Photo: {state.error}")
+        if event_type == "ESC" and event_value == "PRESS":
+            self.job.cancel()
+            self.report({"WARNING"}, f"Face from Photo: cancelled ({self.job.photo.name})")
             return self._end({"CANCELLED"})
-        finally:
-            self.tick_seconds.append(time.perf_counter() - t0)
+        if event_type != "TIMER":
+            return {"PASS_THROUGH"}
+        state = self.job.snapshot()
+        if state.status == RUNNING:
+            self.on_progress(state.stage, state.fraction)
+            return {"RUNNING_MODAL"}
+        if state.status == FINISHED:
+            try:
+                message = self.on_done(state.result)
+            except Exception as exc:  # noqa: BLE001 - scene building failed: report, keep Blender up
+                self.report({"ERROR"}, f"Face from Photo: building the scene failed: "
+                                       f"{type(exc).__name__}: {reconstruct.one_line(exc)}")
+                return self._end({"CANCELLED"})
+            self.report({"INFO"}, message)
+            return self._end({"FINISHED"})
+        if state.status == CANCELLED:
+            self.report({"WARNING"}, f"Face from Photo: cancelled ({self.job.photo.name})")
+            return self._end({"CANCELLED"})
+        self.report({"ERROR"}, f"Face from Photo: {state.error}")
+        return self._end({"CANCELLED"})
 
     def _end(self, ret: set) -> set:
         global CURRENT
