@@ -24,6 +24,9 @@ fr data synth --kind asm --count 4000 --seed 13 --res 128 --photos $PHOTOS --pos
 # colour crops (movie stills: more lighting and skin than the 380 photos give the texture stream)
 fr data synth --kind texture --count 2400 --seed 22 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
     --fits data/fits --out data/texture128_mux --workers 2
+# profiled views of the muxspace photos, for the third warm restart: the geometry stream sees their faces too
+fr data synth --kind profiled --count 1000 --seed 32 --res 128 --photos ../shared/faces/muxspace_fer \
+    --fits data/fits --out data/profiled128_mux --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -38,13 +41,19 @@ fr train --stage geometry --config $CONFIG --data data/asm128 data/profiled128 d
 fr train --stage geometry --config $CONFIG --data data/asm128 data/asm128_wide data/profiled128 data/texture128 \
     --out "$RUNS/geometry3" --max-steps 6000 --decay-steps 4000 --workers 1 \
     $(resume "$RUNS/geometry3" --init "$RUNS/geometry2/best.pt")
+# and a third, with all 628 fitted photos in the data (as taken, and profiled views of the muxspace ones)
+fr train --stage geometry --config $CONFIG \
+    --data data/asm128 data/asm128_wide data/profiled128 data/profiled128_mux data/texture128_mux \
+    --out "$RUNS/geometry4" --max-steps 6000 --decay-steps 4000 --workers 1 \
+    $(resume "$RUNS/geometry4" --init "$RUNS/geometry3/best.pt")
 fr train --stage texture --config $CONFIG --data data/texture128_mux \
-    --out "$RUNS/texture" --max-steps 1700 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry3/best.pt")
+    --out "$RUNS/texture" --max-steps 1700 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry4/best.pt")
 # fusion keeps the encoder, the ASM decoders and the pose fixed (cpu.yaml's train.fusion_frozen): light,
-# albedo and texture learn from the photos
-fr train --stage fusion --config $CONFIG --data data/texture128_mux data/profiled128 \
-    --out "$RUNS/fusion" --max-steps 4000 --decay-steps 2000 --workers 1 \
-    $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
+# albedo and texture learn from the photos; the split PSN gives light and albedo a hidden layer of their own
+# (two copies of the shared one at the start), which fusion retrains while the pose's stays fixed
+fr train --stage fusion --config $CONFIG --set model.geometry.psn_split=true \
+    --data data/texture128_mux data/profiled128 --out "$RUNS/fusion" --max-steps 3000 --decay-steps 1500 \
+    --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the
 #    fusion checkpoint, checked against the texture stage's with the synthetic suite (never the test
