@@ -15,13 +15,8 @@ import numpy as np
 
 from facerecon_core.datasets.torch_data import FaceDataset
 from facerecon_core.facemodel import FaceModel
-from facerecon_core.model.config import Config
-from facerecon_core.model.network import DualStreamNet
-from facerecon_core.train.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    model_state,
-)
+from facerecon_core.inference.export import build_network
+from facerecon_core.train.checkpoint import CheckpointError, load_checkpoint
 from facerecon_core.train.data import held_out_batch, split_indices
 from facerecon_core.train.stages import make_stage, missing_keys
 
@@ -54,9 +49,7 @@ def validate(checkpoints: list[Path], data: list[Path], stage: str, *, every: in
         state = load_checkpoint(path)
         if state["facemodel_hash"] != model.content_hash:
             raise CheckpointError(f"{path} was trained with another face model")
-        config = Config.from_dict(state["config"])
-        net = DualStreamNet(config, model)
-        net.load_state_dict(model_state(state["model"]))
+        net, config = build_network(state, model, str(path))  # no ImageNet weights loaded only to be replaced
         evaluator = make_stage(stage, net, config, model)
         for folder, dataset in folders:
             ids = held_out_ids(len(dataset), every, below)
