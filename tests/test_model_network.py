@@ -153,6 +153,32 @@ def test_a_shared_psn_loads_into_a_split_one_unchanged():
     assert torch.equal(again.app1.weight, split.app1.weight)
 
 
+def test_a_net_without_appearance_layers_loads_into_one_with_them_unchanged(facemodel):
+    config = Config.load(CONFIGS / "cpu.yaml", ["model.geometry.psn_split=true", "model.encoder.pretrained=false"])
+    torch.manual_seed(0)
+    plain = DualStreamNet(config, facemodel).eval()
+    with_copy = DualStreamNet(Config.load(CONFIGS / "cpu.yaml", [
+        "model.geometry.psn_split=true", "model.encoder.pretrained=false",
+        "model.geometry.appearance_layers=3"]), facemodel).eval()
+    with_copy.load_state_dict(plain.state_dict())  # the copy is made from the encoder's last 3 layers
+    image = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        a, b = plain.geometry(image), with_copy.geometry(image)
+    for x, y in ((a.params.p_l, b.params.p_l), (a.params.p_h, b.params.p_h), (a.A_id, b.A_id)):
+        torch.testing.assert_close(x, y)
+    assert with_copy.appearance.n_layers == 3 and len(with_copy.appearance.layers) == 3
+    with torch.no_grad():  # its own weights, not the encoder's: changing them moves the light only
+        next(with_copy.appearance.project.parameters()).add_(0.1)
+        c = with_copy.geometry(image)
+    assert torch.equal(c.params.p_h, b.params.p_h) and not torch.allclose(c.params.p_l, b.params.p_l)
+    again = DualStreamNet(with_copy.config, facemodel).eval()
+    again.load_state_dict(with_copy.state_dict())  # a checkpoint with the copy loads as it is
+    with torch.no_grad():
+        torch.testing.assert_close(again.geometry(image).params.p_l, c.params.p_l)
+    with pytest.raises(ConfigError, match="appearance_layers needs model.geometry.psn_split"):
+        Config.load(CONFIGS / "cpu.yaml", ["model.geometry.appearance_layers=2"])
+
+
 def test_albedo_map_handles_any_number_of_components(cpu_config, facemodel):
     net = DualStreamNet(cpu_config, facemodel)
     k = facemodel.n_albedo

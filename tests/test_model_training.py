@@ -133,23 +133,28 @@ def test_fusion_stage_keeps_the_frozen_subnetworks(config, facemodel, batch):
         Config.from_dict({"train": {"fusion_frozen": ["decoder"]}})
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["shared_psn", "split_psn"])
-def test_fusion_stage_keeps_the_pose_while_the_light_learns(config, facemodel, batch, split):
+@pytest.mark.parametrize("split,appearance", [(False, 0), (True, 0), (True, 2)],
+                         ids=["shared_psn", "split_psn", "split_psn_appearance_layers"])
+def test_fusion_stage_keeps_the_pose_while_the_light_learns(config, facemodel, batch, split, appearance):
     from facerecon_core.train.stages import make_stage
 
-    assert "pose" in config.train.fusion_frozen  # cpu.yaml
+    assert "pose" in config.train.fusion_frozen and "encoder" in config.train.fusion_frozen  # cpu.yaml
     config = copy.deepcopy(config)
     config.model.geometry.psn_split = split
+    config.model.geometry.appearance_layers = appearance
     torch.manual_seed(0)
     net = DualStreamNet(config, facemodel)
     stage = make_stage("fusion", net, config, facemodel)
     net.eval()
     with torch.no_grad():
-        before = net.psn(net.encoder(batch["image"]))
+        before = net.geometry(batch["image"]).params
+    state = copy.deepcopy(net.state_dict())
     for _ in range(2):  # the second step has Adam moments: the pose rows still stay put
         assert np.isfinite(stage.step(batch)["total"])
     net.eval()
     with torch.no_grad():
-        after = net.psn(net.encoder(batch["image"]))
-    assert torch.equal(before[2], after[2])  # p_h
-    assert not torch.equal(before[1], after[1])  # p_l
+        after = net.geometry(batch["image"]).params
+    assert torch.equal(before.p_h, after.p_h)
+    assert not torch.equal(before.p_l, after.p_l)
+    changed = {name.split(".")[0] for name in state if not torch.equal(state[name], net.state_dict()[name])}
+    assert changed == {"psn", "texture_net"} | ({"appearance"} if appearance else set()), changed

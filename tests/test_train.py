@@ -95,6 +95,24 @@ def test_resume_after_a_stop_gives_the_same_weights(asm_dataset: Path, facemodel
     assert len(_losses(straight, "val")) == 2 and load_checkpoint(straight / "best.pt")["step"] in (4, 6)
 
 
+def test_init_geometry_takes_the_geometry_stream_from_a_second_checkpoint(asm_dataset: Path, facemodel_path: Path,
+                                                                          tmp_path: Path, capsys):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert _train(a, asm_dataset, facemodel_path, "--max-steps", "1") == 0
+    assert _train(b, asm_dataset, facemodel_path, "--max-steps", "1", "--seed", "1") == 0
+    assert _train(c, asm_dataset, facemodel_path, "--max-steps", "0", "--init", str(a / "last.pt"),
+                  "--init-geometry", str(b / "last.pt")) == 0
+    sa, sb, sc = (load_checkpoint(run / "last.pt")["model"] for run in (a, b, c))
+    for key, value in sc.items():
+        source = sb if key.split(".")[0] in ("encoder", "decoder_id", "decoder_exp", "psn") else sa
+        assert torch.equal(value, source[key]), key
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa if k.startswith("texture_net."))  # seeds differ
+    assert _train(tmp_path / "d", asm_dataset, facemodel_path, "--max-steps", "0", "--init-geometry",
+                  str(b / "last.pt"), "--set", "model.geometry.psn_hidden=64") == 2
+    assert "its geometry stream does not fit this network" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "last.pt").exists()
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(asm_dataset: Path, facemodel_path: Path, tmp_path: Path):
     common = ["--stage", "geometry", "--config", str(CONFIG), "--data", str(asm_dataset), "--facemodel",

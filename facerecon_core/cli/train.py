@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, sample images")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (earlier stage)")
+    p.add_argument("--init-geometry", type=Path, default=None,
+                   help="then take the geometry stream (encoder, ASM decoders, PSN) from this checkpoint: "
+                        "fusion on a texture stage's texture stream and a newer geometry run")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (in all)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (this run)")
     p.add_argument("--decay-steps", type=int, default=0,
@@ -39,6 +42,7 @@ def _train(args: argparse.Namespace) -> int:
 
     progress = train(TrainArgs(
         stage=args.stage, config=args.config, data=args.data, out=args.out, resume=args.resume, init=args.init,
+        init_geometry=args.init_geometry,
         max_steps=args.max_steps, max_minutes=args.max_minutes, decay_steps=args.decay_steps, epochs=args.epochs,
         seed=args.seed, val_every=args.val_every, checkpoint_every=args.checkpoint_every, workers=args.workers,
         device=args.device, freeze_bn=args.freeze_bn, facemodel=args.facemodel, overrides=args.overrides))

@@ -9,6 +9,7 @@ importable beside this torch), so torchvision state dicts load with ``strict=Tru
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -173,3 +174,37 @@ class MultiTaskEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(self.normalize(image))
         return self.project(feats.mean(dim=(2, 3)))
+
+    def forward_tapped(self, image: torch.Tensor, last: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_L, the backbone's feature maps before its last ``last`` layers), one pass."""
+        tap = self.backbone[:len(self.backbone) - last](self.normalize(image))
+        return self.project(self.backbone[len(self.backbone) - last:](tap).mean(dim=(2, 3))), tap
+
+
+class AppearanceEncoder(nn.Module):
+    """A copy of an encoder's last ``n_layers`` backbone layers and its projection: from the feature maps
+    that :meth:`MultiTaskEncoder.forward_tapped` taps, a latent of its own for the albedo and light (so they can
+    learn while the encoder, which the shape needs, stays fixed). A fresh copy computes exactly f_L."""
+
+    def __init__(self, encoder: MultiTaskEncoder, n_layers: int) -> None:
+        super().__init__()
+        if not 0 < n_layers <= len(encoder.backbone):
+            raise ValueError(f"appearance layers: 1 to {len(encoder.backbone)} backbone layers, got {n_layers}")
+        self.n_layers = n_layers
+        self.layers = copy.deepcopy(encoder.backbone[len(encoder.backbone) - n_layers:])
+        self.project = copy.deepcopy(encoder.project)
+
+    def forward(self, tap: torch.Tensor) -> torch.Tensor:
+        return self.project(self.layers(tap).mean(dim=(2, 3)))
+
+    def copy_keys(self, state_dict: dict, prefix: str, encoder_prefix: str, backbone_len: int) -> None:
+        """Add this module's entries to ``state_dict`` as copies of the encoder's (a checkpoint saved
+        without it loads with the appearance latent equal to f_L)."""
+        first = backbone_len - self.n_layers
+        for key in list(state_dict):
+            if key.startswith(encoder_prefix + "backbone."):
+                index, rest = key[len(encoder_prefix + "backbone."):].split(".", 1)
+                if int(index) >= first:  # the slice keeps the backbone's layer numbers
+                    state_dict[f"{prefix}layers.{index}.{rest}"] = state_dict[key].clone()
+            elif key.startswith(encoder_prefix + "project."):
+                state_dict[prefix + key[len(encoder_prefix):]] = state_dict[key].clone()

@@ -41,6 +41,16 @@ class GeometryConfig:
     expression_asm: bool = True  # False: the ablation of Sec. IV-E.1, one map (A_id) for the whole shape, A_exp ≡ 0
     psn_hidden: int = 512
     psn_split: bool = False  # True: albedo and light get a PSN hidden layer of their own (retrained in fusion)
+    # > 0 (needs psn_split): albedo and light also read features of their own, from a copy of the encoder's last
+    # appearance_layers backbone layers and its projection (retrained in fusion while the encoder stays fixed)
+    appearance_layers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.appearance_layers < 0:
+            raise ConfigError(f"model.geometry.appearance_layers: expected ≥ 0, got {self.appearance_layers}")
+        if self.appearance_layers and not self.psn_split:
+            raise ConfigError("model.geometry.appearance_layers needs model.geometry.psn_split: true (the albedo "
+                              "and light branch that reads the copied layers)")
 
 
 @dataclass
@@ -106,7 +116,7 @@ class LossConfig:
     fusion: FusionWeights = field(default_factory=FusionWeights)
 
 
-SUBNETWORKS = ("encoder", "decoder_id", "decoder_exp", "psn", "texture_net")  # DualStreamNet's parts
+SUBNETWORKS = ("encoder", "appearance", "decoder_id", "decoder_exp", "psn", "texture_net")  # DualStreamNet's parts
 FREEZABLE = (*SUBNETWORKS, "pose")  # "pose": the PSN's pose output only (its light and albedo still learn)
 
 

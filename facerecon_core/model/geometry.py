@@ -100,10 +100,12 @@ class ParametricSubnet(nn.Module):
                     fc.bias.zero_()
             (self.app2 if split else self.fc2).bias[n_albedo:k].view(3, 9)[:, 0] = 0.8
 
-    def forward(self, f_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, f_l: torch.Tensor, f_a: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(p_t, p_l, p_h); a split PSN's albedo and light read ``f_a`` instead of f_L when given."""
         out = self.fc2(torch.relu(self.fc1(f_l)))
         if self.split:
-            out = torch.cat([self.app2(torch.relu(self.app1(f_l))), out], dim=1)
+            out = torch.cat([self.app2(torch.relu(self.app1(f_l if f_a is None else f_a))), out], dim=1)
         k = self.n_albedo
         return out[:, :k], out[:, k:k + SH_DIM].reshape(-1, 3, 9), out[:, k + SH_DIM:]
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from facerecon_core.facemodel import FaceModel
-from facerecon_core.model.backbones import MultiTaskEncoder
+from facerecon_core.model.backbones import AppearanceEncoder, MultiTaskEncoder
 from facerecon_core.model.config import Config, ModelConfig
 from facerecon_core.model.geometry import AttributeDecoder, ParametricSubnet, decode_pose
 from facerecon_core.model.texture import TextureGenerator
@@ -69,6 +69,7 @@ class DualStreamNet(nn.Module):
         self.decoder_id = AttributeDecoder(d, g.asm_size, g.decoder_widths, g.id_scale_mm, mean_shape_map)
         self.decoder_exp = (AttributeDecoder(d, g.asm_size, g.decoder_widths, g.exp_scale_mm) if g.expression_asm
                             else None)
+        self.appearance = AppearanceEncoder(self.encoder, g.appearance_layers) if g.appearance_layers else None
         self.psn = ParametricSubnet(d, facemodel.n_albedo, g.psn_hidden, g.psn_split)
         self.texture_net = TextureGenerator(t.tex_size, cfg.input_size, t.widths, t.n_regions, t.k_init,
                                             t.landmark_sigma)
@@ -98,14 +99,19 @@ class DualStreamNet(nn.Module):
         a_id = self.decoder_id(f_l)
         return a_id, self.decoder_exp(f_l) if self.decoder_exp is not None else torch.zeros_like(a_id)
 
-    def predict_params(self, f_l: torch.Tensor) -> Params:
-        return Params(*self.psn(f_l))
+    def predict_params(self, f_l: torch.Tensor, f_a: torch.Tensor | None = None) -> Params:
+        """P from f_L (and the appearance latent f_a, which the albedo and light read when given)."""
+        return Params(*self.psn(f_l, f_a))
 
     def geometry(self, image: torch.Tensor) -> Output:
         """Geometry stream only: A_id, A_exp and P."""
-        f_l = self.encode(image)
+        if self.appearance is None:
+            f_l, f_a = self.encode(image), None
+        else:
+            f_l, tap = self.encoder.forward_tapped(image, self.appearance.n_layers)
+            f_a = self.appearance(tap)
         a_id, a_exp = self.decode_asm(f_l)
-        return Output(a_id, a_exp, self.predict_params(f_l))
+        return Output(a_id, a_exp, self.predict_params(f_l, f_a))
 
     # --------------------------------------------------------------------------- texture stream
     def albedo_map(self, p_t: torch.Tensor) -> torch.Tensor:
@@ -152,6 +158,12 @@ class DualStreamNet(nn.Module):
         out.I_R, out.render_mask = rendered.image, rendered.mask
         out.landmarks_2d = self.project(verts_cam[:, self.landmark_index])
         return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.appearance is not None and not any(k.startswith(prefix + "appearance.") for k in state_dict):
+            self.appearance.copy_keys(state_dict, prefix + "appearance.", prefix + "encoder.",
+                                      len(self.encoder.backbone))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------ whole
     def forward(self, image: torch.Tensor, landmarks_2d: torch.Tensor, render: bool = False) -> Output:

@@ -40,6 +40,7 @@ class TrainArgs:
     out: Path
     resume: bool = False
     init: Path | None = None
+    init_geometry: Path | None = None  # then the geometry stream (encoder, ASM decoders, PSN) from this checkpoint
     max_steps: int | None = None
     max_minutes: float | None = None
     decay_steps: int = 0  # the learning rate falls linearly to 0 over the last N steps before max_steps
@@ -193,14 +194,38 @@ def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, 
         return Progress(state["step"], state["epoch"], state["batch_in_epoch"], state["best_metric"])
     if args.resume and main:
         print(f"train: no checkpoint in {args.out} yet; starting from the beginning")
-    if args.init is not None:
-        state = load_checkpoint(args.init)
-        if state["facemodel_hash"] != facemodel.content_hash:
-            raise CheckpointError(f"{args.init} was trained with another face model; rebuild or retrain")
-        net.load_state_dict(model_state(state["model"]))
-    elif (args.out / "last.pt").is_file() and not args.resume:
+    if last.is_file():  # and not resuming (that returned above)
         raise CheckpointError(f"{args.out} already holds a run; use --resume to continue it or choose another --out")
+    if args.init is not None:
+        net.load_state_dict(model_state(_init_state(args.init, facemodel)["model"]))
+    if args.init_geometry is not None:
+        _load_geometry_stream(net, _init_state(args.init_geometry, facemodel), args.init_geometry)
     return Progress()
+
+
+GEOMETRY_STREAM = ("encoder.", "decoder_id.", "decoder_exp.", "psn.")
+
+
+def _init_state(path: Path, facemodel: FaceModel) -> dict:
+    state = load_checkpoint(path)
+    if state["facemodel_hash"] != facemodel.content_hash:
+        raise CheckpointError(f"{path} was trained with another face model; rebuild or retrain")
+    return state
+
+
+def _load_geometry_stream(net, state: dict, path: Path) -> None:
+    """Replace the geometry stream's weights (encoder, ASM decoders, PSN) with ``state``'s; the texture stream
+    stays (the texture stage never reads the geometry stream, so this equals a texture stage run from ``path``)."""
+    part = {k: v for k, v in model_state(state["model"]).items() if k.startswith(GEOMETRY_STREAM)}
+    try:
+        result = net.load_state_dict(part, strict=False)
+    except RuntimeError as exc:  # shapes differ
+        raise CheckpointError(f"{path}: its geometry stream does not fit this network: {exc}") from None
+    missing = [k for k in result.missing_keys if k.startswith(GEOMETRY_STREAM)]
+    if missing or result.unexpected_keys:
+        unexpected = ", ".join(result.unexpected_keys[:3]) or "nothing"
+        raise CheckpointError(f"{path}: its geometry stream does not fit this network (missing "
+                              f"{', '.join(missing[:3]) or 'nothing'}; unexpected {unexpected})")
 
 
 def _state(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, progress: Progress) -> dict:

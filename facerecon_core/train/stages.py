@@ -69,7 +69,7 @@ class GeometryStage(Stage):
         super().__init__(net, config, facemodel, world, freeze_bn)
         g = config.model.geometry
         self.loss = L.GeometryLoss(config.losses.geometry, facemodel, g.asm_size, g.expression_asm)
-        modules = (net.encoder, net.decoder_id, net.decoder_exp, net.psn)
+        modules = (net.encoder, net.appearance, net.decoder_id, net.decoder_exp, net.psn)
         params = [p for m in modules if m is not None for p in m.parameters()]
         self.optimizer = self.adam(params, config.train.lr_geometry)
 
