@@ -49,11 +49,12 @@ fr train --stage geometry --config $CONFIG \
 fr train --stage texture --config $CONFIG --data data/texture128_mux \
     --out "$RUNS/texture" --max-steps 1700 --workers 1 $(resume "$RUNS/texture" --init "$RUNS/geometry4/best.pt")
 # fusion keeps the encoder, the ASM decoders and the pose fixed (cpu.yaml's train.fusion_frozen): light,
-# albedo and texture learn from the photos; the split PSN gives light and albedo a hidden layer of their own
-# (two copies of the shared one at the start), which fusion retrains while the pose's stays fixed
+# albedo and texture learn from the photos. The split PSN gives light and albedo a hidden layer of their own,
+# and appearance_layers a copy of the encoder's last 3 layers (both copies of the geometry stream's at the
+# start), which fusion retrains while the pose's stay fixed
 fr train --stage fusion --config $CONFIG --set model.geometry.psn_split=true \
-    --data data/texture128_mux data/profiled128 --out "$RUNS/fusion" --max-steps 3000 --decay-steps 1500 \
-    --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
+    --set model.geometry.appearance_layers=3 --data data/texture128_mux data/profiled128 --out "$RUNS/fusion" \
+    --max-steps 3000 --decay-steps 1500 --workers 1 $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the
 #    fusion checkpoint, checked against the texture stage's with the synthetic suite (never the test
