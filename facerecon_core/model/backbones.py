@@ -197,14 +197,11 @@ class AppearanceEncoder(nn.Module):
     def forward(self, tap: torch.Tensor) -> torch.Tensor:
         return self.project(self.layers(tap).mean(dim=(2, 3)))
 
-    def copy_keys(self, state_dict: dict, prefix: str, encoder_prefix: str, backbone_len: int) -> None:
+    def copy_keys(self, state_dict: dict, prefix: str, encoder_prefix: str) -> None:
         """Add this module's entries to ``state_dict`` as copies of the encoder's (a checkpoint saved
-        without it loads with the appearance latent equal to f_L)."""
-        first = backbone_len - self.n_layers
-        for key in list(state_dict):
-            if key.startswith(encoder_prefix + "backbone."):
-                index, rest = key[len(encoder_prefix + "backbone."):].split(".", 1)
-                if int(index) >= first:  # the slice keeps the backbone's layer numbers
-                    state_dict[f"{prefix}layers.{index}.{rest}"] = state_dict[key].clone()
-            elif key.startswith(encoder_prefix + "project."):
-                state_dict[prefix + key[len(encoder_prefix):]] = state_dict[key].clone()
+        without it loads with the appearance latent equal to f_L). The copied slice keeps the backbone's
+        layer numbers, so ``layers.16.…`` is ``backbone.16.…``."""
+        for key in self.state_dict():
+            source = encoder_prefix + ("backbone." + key.removeprefix("layers.") if key.startswith("layers.") else key)
+            if source in state_dict:
+                state_dict[prefix + key] = state_dict[source].clone()

@@ -161,8 +161,7 @@ class DualStreamNet(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if self.appearance is not None and not any(k.startswith(prefix + "appearance.") for k in state_dict):
-            self.appearance.copy_keys(state_dict, prefix + "appearance.", prefix + "encoder.",
-                                      len(self.encoder.backbone))
+            self.appearance.copy_keys(state_dict, prefix + "appearance.", prefix + "encoder.")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------ whole
