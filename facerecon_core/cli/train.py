@@ -17,10 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folders (facerecon data synth)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, sample images")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (earlier stage)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this checkpoint's weights (earlier stage), or a bundle folder's (facerecon "
+                        "export; an inference-only bundle needs BatchNorm frozen, as in fusion)")
     p.add_argument("--init-geometry", type=Path, default=None,
-                   help="then take the geometry stream (encoder, ASM decoders, PSN) from this checkpoint: "
-                        "fusion on a texture stage's texture stream and a newer geometry run")
+                   help="then take the geometry stream (encoder, ASM decoders, PSN) from this checkpoint or "
+                        "bundle: fusion on a texture stage's texture stream and a newer geometry run")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (in all)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (this run)")
     p.add_argument("--decay-steps", type=int, default=0,

@@ -156,20 +156,10 @@ def _write_bundle(tmp: Path, net: DualStreamNet, config: Config, ckpt: dict, che
                   ckpt_hash: str, opset: int, verify: bool, half: bool, with_weights: bool) -> dict[str, float]:
     from safetensors.torch import save_file
 
-    from facerecon_core.inference.torch_runtime import GeometryGraph, TextureGraph, full_state
+    from facerecon_core.inference.torch_runtime import full_state
 
-    cfg = config.model
-    s = cfg.input_size
-    gen = torch.Generator().manual_seed(0)
-    image = torch.rand(2, s, s, 3, generator=gen)
-    lms = s * (0.25 + 0.5 * torch.rand(2, N_LANDMARKS, 2, generator=gen))
-    with torch.no_grad():
-        p_t = GeometryGraph(net)(image)[2]
+    specs = graph_specs(net, config.model.input_size)
     batch = {0: "batch"}
-    specs = {
-        "geometry": (GeometryGraph(net), (image,), GEOMETRY_INPUTS, GEOMETRY_OUTPUTS),
-        "texture": (TextureGraph(net), (image, lms, p_t), TEXTURE_INPUTS, TEXTURE_OUTPUTS),
-    }
     graphs = {}
     for name, (module, args, inputs, outputs) in specs.items():
         path = tmp / GRAPHS[name]
@@ -183,7 +173,7 @@ def _write_bundle(tmp: Path, net: DualStreamNet, config: Config, ckpt: dict, che
         graphs[name] = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                         "inputs": inputs, "outputs": outputs}
     _check_graphs(tmp)
-    diffs = _verify(tmp, specs) if verify else {}
+    diffs = verify_graphs(tmp, specs) if verify else {}
     tolerance = HALF_VERIFY_ATOL if half else VERIFY_ATOL
     if verify:
         worst = max(diffs.values(), default=0.0)
@@ -237,8 +227,22 @@ def _check_graphs(folder: Path) -> None:
             raise ExportError(f"exported {name} fails the ONNX checker ({exc})") from None
 
 
-def _verify(folder: Path, specs: dict) -> dict[str, float]:
-    """Max |onnxruntime − torch| per output on the tracing inputs (batch 2) and on a batch of 1."""
+def graph_specs(net: DualStreamNet, input_size: int) -> dict[str, tuple]:
+    """Per graph: (torch module, tracing inputs (random crops and landmarks, batch 2), input names, output names)."""
+    from facerecon_core.inference.torch_runtime import GeometryGraph, TextureGraph
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(2, input_size, input_size, 3, generator=gen)
+    lms = input_size * (0.25 + 0.5 * torch.rand(2, N_LANDMARKS, 2, generator=gen))
+    with torch.no_grad():
+        p_t = GeometryGraph(net)(image)[2]
+    return {"geometry": (GeometryGraph(net), (image,), GEOMETRY_INPUTS, GEOMETRY_OUTPUTS),
+            "texture": (TextureGraph(net), (image, lms, p_t), TEXTURE_INPUTS, TEXTURE_OUTPUTS)}
+
+
+def verify_graphs(folder: Path, specs: dict) -> dict[str, float]:
+    """Max |onnxruntime − torch| per output of the graphs in ``folder`` on the tracing inputs (batch 2) and
+    on a batch of 1 (``specs`` as :func:`graph_specs` gives)."""
     import onnxruntime as ort
 
     diffs: dict[str, float] = {}

@@ -29,6 +29,7 @@ from facerecon_core.train.checkpoint import (CheckpointError, checkpoint_state, 
                                              save_checkpoint)
 from facerecon_core.train.data import EpochOrder, adapt_batch, collate, held_out_batch, split_indices
 from facerecon_core.train.distributed import average_metrics, broadcast_module, init_distributed
+from facerecon_core.train.from_bundle import load_start
 from facerecon_core.train.stages import make_stage, missing_keys
 
 
@@ -197,20 +198,23 @@ def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, 
     if last.is_file():  # and not resuming (that returned above)
         raise CheckpointError(f"{args.out} already holds a run; use --resume to continue it or choose another --out")
     if args.init is not None:
-        net.load_state_dict(model_state(_init_state(args.init, facemodel)["model"]))
+        net.load_state_dict(model_state(_init_state(args.init, facemodel, stage.freeze_bn)["model"]))
     if args.init_geometry is not None:
-        _load_geometry_stream(net, _init_state(args.init_geometry, facemodel), args.init_geometry)
+        _load_geometry_stream(net, _init_state(args.init_geometry, facemodel, stage.freeze_bn), args.init_geometry)
     return Progress()
 
 
 GEOMETRY_STREAM = ("encoder.", "decoder_id.", "decoder_exp.", "psn.")
 
 
-def _init_state(path: Path, facemodel: FaceModel) -> dict:
-    state = load_checkpoint(path)
-    if state["facemodel_hash"] != facemodel.content_hash:
-        raise CheckpointError(f"{path} was trained with another face model; rebuild or retrain")
-    return state
+def _init_state(path: Path, facemodel: FaceModel, batchnorm_frozen: bool) -> dict:
+    """The checkpoint at ``path``, or one read back from the bundle folder at ``path`` (``facerecon export``)."""
+    start = load_start(path, facemodel)
+    if start.folded_batchnorm and not batchnorm_frozen:
+        raise CheckpointError(f"{path}: an inference-only bundle has its BatchNorm folded into the convolutions "
+                              "(no batch statistics): train this stage with --freeze-bn, or start it from a "
+                              "checkpoint or a bundle exported with weights")
+    return start.checkpoint
 
 
 def _load_geometry_stream(net, state: dict, path: Path) -> None:

@@ -16,8 +16,9 @@ import numpy as np
 from facerecon_core.datasets.torch_data import FaceDataset
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.inference.export import build_network
-from facerecon_core.train.checkpoint import CheckpointError, load_checkpoint
+from facerecon_core.train.checkpoint import CheckpointError
 from facerecon_core.train.data import held_out_batch, split_indices
+from facerecon_core.train.from_bundle import load_start
 from facerecon_core.train.stages import make_stage, missing_keys
 
 
@@ -37,7 +38,8 @@ def held_out_ids(n: int, every: int, below: int | None = None) -> np.ndarray:
 
 def validate(checkpoints: list[Path], data: list[Path], stage: str, *, every: int = 20, below: int | None = None,
              facemodel: Path | None = None, batch_size: int = 8) -> list[HeldOutLosses]:
-    """The ``stage`` losses of each checkpoint (built with its own config) on each folder's held-out samples."""
+    """The ``stage`` losses of each checkpoint or bundle folder (built with its own config) on each folder's
+    held-out samples (in eval mode, so a bundle's folded BatchNorm gives exactly its network)."""
     model = FaceModel.load(facemodel)
     folders = [(Path(d), FaceDataset([d], augment=None)) for d in data]
     for folder, dataset in folders:
@@ -46,9 +48,7 @@ def validate(checkpoints: list[Path], data: list[Path], stage: str, *, every: in
             raise CheckpointError(f"{folder} has no {', '.join(sorted(missing))}: the {stage} losses need them")
     results = []
     for path in checkpoints:
-        state = load_checkpoint(path)
-        if state["facemodel_hash"] != model.content_hash:
-            raise CheckpointError(f"{path} was trained with another face model")
+        state = load_start(path, model).checkpoint
         net, config = build_network(state, model, str(path))  # no ImageNet weights loaded only to be replaced
         evaluator = make_stage(stage, net, config, model)
         for folder, dataset in folders:
