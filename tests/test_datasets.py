@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,28 @@ def test_crop_jitter_moves_the_faces_off_centre(facemodel_path: Path, tmp_path: 
     with pytest.raises(storage.DatasetError, match="asm data only"):
         synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path,
                            jitter=CropJitter(shift=0.1)), progress=False)
+
+
+def _probe_factory():
+    return _probe_sample
+
+
+def _probe_sample(i: int) -> dict[str, np.ndarray]:
+    import numba
+
+    return {"index": np.array(i), "numba_threads": np.array(numba.config.NUMBA_NUM_THREADS)}
+
+
+def test_worker_processes_run_numba_with_one_thread(tmp_path: Path, monkeypatch):
+    """Spawned workers write every sample once, and numba has one thread in them from its import on (it
+    re-reads NUMBA_NUM_THREADS at every compilation and refuses a change); this process keeps its setting."""
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    spec = storage.DatasetSpec("probe", 6, 0, 8, 2, "none", "probe-1")
+    index = storage.write_dataset(spec, tmp_path, _probe_factory, workers=2, progress=False)
+    assert "NUMBA_NUM_THREADS" not in os.environ
+    seen = []
+    for shard in index["shards"]:
+        with np.load(tmp_path / shard["file"]) as data:
+            seen += [int(data[f"{k:05d}/index"]) for k in range(shard["count"])]
+            assert all(int(data[f"{k:05d}/numba_threads"]) == 1 for k in range(shard["count"]))
+    assert sorted(seen) == list(range(6))

@@ -98,8 +98,7 @@ def write_dataset(
     bar = tqdm(total=spec.count, initial=spec.count - sum(b - a for _, a, b in todo), unit="sample",
                desc=f"synth {spec.kind}", disable=not progress)
     if workers > 1 and len(todo) > 1:
-        with mp.get_context("spawn").Pool(min(workers, len(todo)), initializer=_init_worker,
-                                          initargs=(factory,)) as pool:
+        with _spawn_pool(min(workers, len(todo)), factory) as pool:
             for n, start, stop, data in pool.imap_unordered(_worker_shard, todo):
                 _commit_shard(out, index, n, start, stop, data, bar)
     elif todo:
@@ -150,12 +149,28 @@ def _read_index(folder: Path) -> dict:
 
 
 _WORKER_MAKE: Callable[[int], dict[str, np.ndarray]] | None = None
+ONE_THREAD = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")  # the workers share the cores
+
+
+def _spawn_pool(workers: int, factory):
+    """A pool of spawned workers, each limited to one thread. The limits are in their environment from the
+    start: numba reads ``NUMBA_NUM_THREADS`` when it is imported (while the factory is unpickled) and again at
+    every compilation, and refuses a value that differs from its running threads'."""
+    saved = {var: os.environ.get(var) for var in ONE_THREAD}
+    os.environ.update({var: "1" for var in ONE_THREAD})
+    try:
+        return mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(factory,))
+    finally:  # the workers have started with the limits; this process keeps its own
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def _init_worker(factory) -> None:
     global _WORKER_MAKE
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = "1"  # the workers share the cores: one thread each
+    os.environ.update({var: "1" for var in ONE_THREAD})  # also in workers the pool starts later
     _WORKER_MAKE = factory()
 
 
