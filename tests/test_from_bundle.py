@@ -107,14 +107,16 @@ def test_training_and_validation_start_from_a_bundle(source, inference_only, asm
                                                      facemodel, tmp_path, capsys):
     """``--init BUNDLE`` runs a stage with BatchNorm frozen from exactly the bundle's network; a stage that
     trains BatchNorm statistics is refused (they are folded away); validate takes bundle folders."""
-    def train(out: Path, *extra: str) -> int:
+    def train(out: Path, *extra: str, form: list[str] = SHIPPED_FORM) -> int:
         args = ["train", "--stage", "geometry", "--config", str(CPU_YAML), "--data", str(asm_dataset), "--out",
                 str(out), "--facemodel", str(facemodel_path), "--workers", "0", "--max-steps", "0",
                 "--init", str(inference_only), *extra]
-        for override in SHIPPED_FORM:
+        for override in form:
             args += ["--set", override]
         return main(args)
 
+    assert train(tmp_path / "other_form", "--freeze-bn", form=[]) == 2  # without the bundle's --set options
+    assert "its weights do not fit this network" in capsys.readouterr().err
     assert train(tmp_path / "refused") == 2
     assert "BatchNorm folded into the convolutions" in capsys.readouterr().err
     assert not (tmp_path / "refused" / "last.pt").exists()
