@@ -198,8 +198,9 @@ def _restore(args: TrainArgs, config: Config, facemodel: FaceModel, net, stage, 
     if last.is_file():  # and not resuming (that returned above)
         raise CheckpointError(f"{args.out} already holds a run; use --resume to continue it or choose another --out")
     if args.init is not None:
+        weights = model_state(_init_state(args.init, facemodel, stage.freeze_bn)["model"])
         try:
-            net.load_state_dict(model_state(_init_state(args.init, facemodel, stage.freeze_bn)["model"]))
+            net.load_state_dict(weights)
         except RuntimeError as exc:  # names or shapes differ
             detail = str(exc).splitlines()[1:2] or [str(exc)]
             raise CheckpointError(f"{args.init}: its weights do not fit this network (its config differs from "
