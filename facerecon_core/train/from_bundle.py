@@ -64,14 +64,16 @@ def checkpoint_from_bundle(folder: str | Path, facemodel) -> StartWeights:
     if trained_on != facemodel.content_hash:
         raise BundleError(f"{folder}: made with face model {trained_on[:12]}…, not {facemodel.content_hash[:12]}…")
     config = Config.from_dict(manifest["config"])
-    if manifest.get("weights") is not None:
+    with_weights = manifest.get("weights") is not None
+    if with_weights:
         from safetensors.torch import load_file
 
-        net, folded = build_from_state(config, load_file(str(folder / manifest["weights"]["file"]))), False
+        net = build_from_state(config, load_file(str(folder / manifest["weights"]["file"])))
     else:
         net = DualStreamNet(inference_config(config), facemodel).eval()
-        folded = _load_from_graphs(net, folder, config.model.input_size)
-    diffs = verify_graphs(folder, graph_specs(net, config.model.input_size))
+    specs = graph_specs(net, config.model.input_size)  # its modules wrap ``net``: they see the weights loaded below
+    folded = False if with_weights else _load_from_graphs(net, folder, specs)
+    diffs = verify_graphs(folder, specs)
     worst = max(diffs.values(), default=0.0)
     if not worst <= VERIFY_ATOL:
         raise BundleError(f"{folder}: the network rebuilt from the bundle disagrees with its graphs by {worst:.2e} "
@@ -82,15 +84,16 @@ def checkpoint_from_bundle(folder: str | Path, facemodel) -> StartWeights:
     return StartWeights(state, folded, worst)
 
 
-def _load_from_graphs(net: DualStreamNet, folder: Path, input_size: int) -> bool:
-    """Copy every parameter of ``net`` from the bundle's ONNX graphs; True when BatchNorm was folded."""
+def _load_from_graphs(net: DualStreamNet, folder: Path, specs: dict[str, tuple]) -> bool:
+    """Copy every parameter of ``net`` from the bundle's ONNX graphs (``specs``: :func:`graph_specs` of ``net``);
+    True when BatchNorm was folded."""
     import onnx
 
     assigned: set[str] = set()
     own = dict(net.named_parameters())
     names = {id(p): n for n, p in own.items()}
     folded = False
-    for name, (module, args, _, _) in graph_specs(net, input_size).items():
+    for name, (module, args, _, _) in specs.items():
         graph = onnx.load(str(folder / GRAPHS[name])).graph
         values = _initializers(graph)
         for key, value in values.items():
