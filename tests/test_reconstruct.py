@@ -186,10 +186,10 @@ def test_reconstruction_of_a_real_photo(result, reconstructor):
     np.testing.assert_allclose(rec.crop_box, [run.second_crop.left, run.second_crop.top, run.second_crop.side])
     assert rec.crop_size == reconstructor.input_size == 128
     assert 0.0 <= rec.confidence <= 1.0
-    assert {"detect", "crop", "network", "decode", "texture", "total"} <= set(rec.timings)
+    assert {"detect", "crop", "network", "decode", "texture", "light", "total"} <= set(rec.timings)
     assert all(v >= 0 for v in rec.timings.values())
     assert rec.source.endswith(PHOTO)
-    assert [s for s, _ in calls] == ["load", "detect", "crop", "network", "decode", "texture", "done"]
+    assert [s for s, _ in calls] == ["load", "detect", "crop", "network", "decode", "texture", "light", "done"]
     assert run.second_crop == run.first_crop and not run.recropped  # one pass unless recrop=True
     fractions = [f for _, f in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -249,6 +249,31 @@ def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, 
     parser = build_parser()
     assert parser.parse_args(["reconstruct", *cli_args]).no_mirror is True
     assert parser.parse_args(["reconstruct", *cli_args[1:]]).no_mirror is False
+
+
+def test_light_is_fitted_to_the_photo_by_default(reconstructor, recon_facemodel, photos, result, monkeypatch):
+    """The default light is fitted to the photo (it changes only ``sh``); ``light="network"`` (CLI
+    ``--light network``) keeps the network's prediction."""
+    from facerecon_core.cli import build_parser
+    from facerecon_core.pipeline import Reconstructor
+
+    outputs = []
+    run = reconstructor.bundle.run
+    monkeypatch.setattr(reconstructor.bundle, "run", lambda *a, **kw: outputs.append(run(*a, **kw)) or outputs[-1])
+    network = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=256, light="network")
+    stages = []
+    plain = network.reconstruct(photos / PHOTO, progress=lambda stage, f: stages.append(stage))[0]
+    fitted = result[0][0]
+    assert "light" not in stages and "light" not in plain.timings
+    np.testing.assert_allclose(plain.sh, outputs[-1].sh[0], rtol=1e-6)
+    assert np.abs(fitted.sh - plain.sh).max() > 0.05
+    np.testing.assert_array_equal(fitted.identity_vertices, plain.identity_vertices)
+    np.testing.assert_array_equal(fitted.albedo, plain.albedo)
+    with pytest.raises(ValueError, match="light 'baked': expected one of fit, network"):
+        Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, light="baked")
+    cli_args = ["reconstruct", str(photos / PHOTO), "-o", "x"]
+    assert build_parser().parse_args(cli_args).light == "fit"
+    assert build_parser().parse_args([*cli_args, "--light", "network"]).light == "network"
 
 
 def test_recrop_adds_a_pass_on_the_predicted_landmarks(reconstructor, recon_facemodel, photos, monkeypatch):

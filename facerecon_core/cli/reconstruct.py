@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--texture-size", type=int, default=512, help="albedo texture side in pixels (default 512)")
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="N steps of photometric refinement after the network (needs torch; default 0)")
+    parser.add_argument("--light", choices=("fit", "network"), default="fit",
+                        help="the SH light of the overlay and the .npz/.blend: fitted to the photo on the "
+                             "reconstructed face and texture (default) or the network's prediction as it is")
     parser.add_argument("--no-mirror", action="store_true",
                         help="run the geometry stream on each crop only (default: averaged with its mirror image)")
     parser.add_argument("--recrop", action="store_true",
@@ -105,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
                                           device=args.device, texture_size=args.texture_size, refine=args.refine,
-                                          mirror=not args.no_mirror, recrop=args.recrop)
+                                          mirror=not args.no_mirror, recrop=args.recrop, light=args.light)
         except (BundleError, FaceModelError) as exc:
             return _error(str(exc))
         names = output_names(photos)

@@ -214,7 +214,9 @@ def _markdown(results: dict) -> str:
                   "E_pho (L2) = mean per-pixel RGB distance (0–255); MAE per channel on [0, 1].", "",
                   "| method | n | E_pho | E_pho (L2) | MAE |", "|---|---|---|---|---|"]
         for name, s in ph["summary"].items():
-            label = "ours" if name == "ours" else "linear (mean albedo + fitted SH)"
+            label = {"ours": "ours (the pipeline's light: fitted to the photo)",
+                     "ours_network_light": "ours with the network's light",
+                     "linear": "linear (mean albedo + fitted SH)"}[name]
             lines.append(f"| {label} | {s['n']} | {_f(s['e_pho'], 1)} | {_f(s['e_pho_l2'], 2)} | {_f(s['mae'], 4)} |")
         lines += ["", "![photometric examples](examples_photometric.png)", ""]
     sp = results.get("speed")

@@ -277,12 +277,6 @@ def landmarks_suite(methods: list[Peer], photos: list[AnnotatedPhoto], prepared:
 
 
 # ---------------------------------------------------------------------------------- photometric
-def face_region_vertices(model: FaceModel) -> np.ndarray:
-    """(V,) bool: vertices inside the face-model's UV face region (the common region R_s's source)."""
-    mask = model.face_mask().astype(np.float32)[..., None]
-    return model.from_uv_map(mask)[:, 0] > 0.5
-
-
 def _render_inputs(out: PeerOutput, model: FaceModel):
     from facerecon_core.pose import CropCamera, to_camera
 
@@ -293,8 +287,11 @@ def _render_inputs(out: PeerOutput, model: FaceModel):
 
 def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceModel, region_tri: np.ndarray,
                            valid: np.ndarray) -> dict:
-    """Ours (I_a + predicted SH) and the linear baseline (mean albedo + least-squares SH) rendered
-    with our predicted geometry and pose; errors in the region R_s (face-region triangles ∩ photo)."""
+    """Ours (I_a lit as the pipeline lights it: the SH light fitted to the photo,
+    :mod:`facerecon_core.pipeline.light`), ours with the network's predicted SH, and the linear baseline
+    (mean albedo + least-squares SH), all rendered with our predicted geometry and pose; errors in the
+    region R_s (face-region triangles ∩ photo)."""
+    from facerecon_core.pipeline.light import fit_light
     from facerecon_core.render.numpy_render import render_mesh_numpy, sh_basis, vertex_normals
 
     verts, camera, size = _render_inputs(out, model)
@@ -302,9 +299,13 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
     region = region[0] & valid
     res = {}
     if "albedo_map" in out.extras:
-        ours, _ = render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=out.extras["albedo_map"],
-                                    sh=out.extras["sh"])
-        res["ours"] = metrics.photometric_errors(photo_crop, ours[0], region)
+        albedo_map = out.extras["albedo_map"]
+        fitted = fit_light(photo_crop, valid, verts, model.from_uv_map(albedo_map), model, out.extras["sh"]).sh
+        for key, light in (("ours", fitted), ("ours_network_light", out.extras["sh"])):
+            image, _ = render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=albedo_map, sh=light)
+            res[key] = metrics.photometric_errors(photo_crop, image[0], region)
+            if key == "ours":
+                ours = image
     albedo, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=model.albedo_mean)
     normals, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=vertex_normals(verts, model.triangles))
     n = normals[0][region]
@@ -329,10 +330,11 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
 
 def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | AnnotatedPhoto],
                       prepared: dict | None = None, verbose: bool = False) -> dict:
-    """Paper Table II: E_pho and MAE of ours and of the linear baseline on real photos."""
+    """Paper Table II: E_pho and MAE of ours (with the fitted and with the network's light) and of the
+    linear baseline on real photos."""
     prepared = {} if prepared is None else prepared
     tex = OursPeer(ours.bundle, model, ours.name, texture=True, mirror=ours.mirror)
-    region_vertices = face_region_vertices(model)
+    region_vertices = model.face_vertices()
     region_tri = model.triangles[region_vertices[model.triangles].all(axis=1)]
     rows, example = [], None
     for item in photos:
@@ -356,7 +358,7 @@ def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | Anno
         _log(f"photometric {path.name}: " + ", ".join(f"{k} MAE {v['mae']:.3f}" for k, v in res.items()
                                                       if not k.startswith("_")), verbose)
     summary = {}
-    for key in ("ours", "linear"):
+    for key in ("ours", "ours_network_light", "linear"):
         vals = [r[key] for r in rows if key in r and r[key]["pixels"] > 0]
         if vals:
             summary[key] = {m: float(np.mean([v[m] for v in vals])) for m in ("e_pho", "e_pho_l2", "mae")}

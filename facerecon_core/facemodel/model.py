@@ -154,6 +154,10 @@ class FaceModel:
             return self.uv_face_mask
         return uvmap.face_region_mask(self.uv_raster(size))
 
+    def face_vertices(self) -> np.ndarray:
+        """(V,) bool: the vertices inside the UV face region (:meth:`face_mask`)."""
+        return self.from_uv_map(self.face_mask().astype(np.float32)[..., None])[:, 0] > 0.5
+
     def weight_mask(self, size: int = uvmap.DEFAULT_UV_SIZE) -> np.ndarray:
         """Facial weight mask W in UV (float32 size×size)."""
         if self.uv_weight_mask.shape == (size, size):

@@ -4,8 +4,8 @@ The data flow, one module per stage: :mod:`.detect` (photo → faces + 68 landma
 :mod:`.crop` (3DDFA_V2 crop from the landmarks) → network (:class:`ModelBundle`; with ``recrop``, a
 geometry-only pass 1, a re-crop from its landmarks, then pass 2) →
 :mod:`.decode` (UV maps → identity mesh, expression offsets, landmarks) → :mod:`.texture` (UV
-albedo texture) → optionally :mod:`.refine` (torch). Without refinement and with the ONNX runtime
-nothing here imports torch.
+albedo texture) → :mod:`.light` (the SH light fitted to the photo) → optionally :mod:`.refine`
+(torch). Without refinement and with the ONNX runtime nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from facerecon_core.detect import Crop, DetectedFace, FaceDetector, LandmarkDete
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.inference import BundleError, ModelBundle
 from facerecon_core.pipeline import crop as crop_stage
+from facerecon_core.pipeline import light as light_stage
 from facerecon_core.pipeline import texture as texture_stage
 from facerecon_core.pipeline.decode import DecodedFace, Decoder
 from facerecon_core.pipeline.detect import find_faces, load_image
+from facerecon_core.pose import to_camera
 from facerecon_core.reconstruction import FaceReconstruction
 
 Progress = Callable[[str, float], Any]
@@ -36,7 +38,7 @@ Progress = Callable[[str, float], Any]
 
 # share of a photo's run each stage starts at (refinement takes the part after "texture")
 _STAGES = {"load": 0.0, "detect": 0.02, "crop": 0.25, "network": 0.3, "recrop": 0.5, "decode": 0.75,
-           "texture": 0.85, "done": 1.0}
+           "texture": 0.85, "light": 0.9, "done": 1.0}
 _REFINE_SHARE = 0.8  # with refinement, the stages before it are squeezed into the first 20 %
 
 DETECTION_SCORE_HALF = 0.5
@@ -126,19 +128,22 @@ class Reconstructor:
     ``recrop``: a second network pass on the crop around the landmarks the first pass predicted (3DDFA_V2's
     scheme; off by default: on held-out synthetic faces it made the bundled model's landmarks worse, 2.44 →
     2.48 % NME, MODEL_CARD.md).
+    ``light``: ``fit`` (the SH light fitted to the photo, :mod:`.light`) or ``network`` (the PSN's).
     ``progress``: default progress callback (see :data:`Progress`).
     """
 
     def __init__(self, model: str | os.PathLike | ModelBundle | None = None, *,
                  facemodel: FaceModel | str | os.PathLike | None = None, runtime: str = "onnx",
                  device: str = "auto", texture_size: int = 512, refine: int = 0, mirror: bool = True,
-                 recrop: bool = False,
+                 recrop: bool = False, light: str = "fit",
                  detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
                  progress: Progress | None = None) -> None:
         if texture_size < 8:
             raise ValueError(f"texture_size must be at least 8, got {texture_size}")
         if refine < 0:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
+        if light not in light_stage.LIGHT_MODES:
+            raise ValueError(f"light {light!r}: expected one of {', '.join(light_stage.LIGHT_MODES)}")
         self.facemodel = facemodel if isinstance(facemodel, FaceModel) else FaceModel.load(facemodel)
         self.device = resolve_device(device, runtime)
         self.bundle = resolve_bundle(model, self.facemodel, runtime=runtime, device=self.device)
@@ -150,6 +155,7 @@ class Reconstructor:
         self.refine_steps = int(refine)
         self.mirror = bool(mirror)
         self.recrop = bool(recrop)
+        self.light = light
         self.progress = progress
         self._fitters: dict[int, Any] = {}
         self._cancel = threading.Event()
@@ -230,6 +236,10 @@ class Reconstructor:
 
         angles, translation, sh = out2.angles.astype(np.float64), out2.translation.astype(np.float64), \
             out2.sh.astype(np.float64)
+        if self.light == "fit":
+            t0 = stage("light")
+            sh = self._fit_light(photo, crops2, images2, decoded, angles, translation, sh, albedo_maps)
+            timings["light"] = _ms(t0)
         refine_losses: dict[str, float] = {}
         if steps > 0:
             t0 = time.perf_counter()
@@ -267,6 +277,20 @@ class Reconstructor:
             raise ReconstructionCancelled(f"cancelled before {stage}")
         if report is not None and report(stage, float(min(max(fraction, 0.0), 1.0))) is False:
             raise ReconstructionCancelled(f"cancelled before {stage}")
+
+    def _fit_light(self, photo: np.ndarray, crops: list[Crop], images: np.ndarray, decoded: list[DecodedFace],
+                   angles: np.ndarray, translation: np.ndarray, sh: np.ndarray, albedo_maps: np.ndarray) -> np.ndarray:
+        height, width = photo.shape[:2]
+        albedo = self.facemodel.from_uv_map(albedo_maps)
+        fitted = sh.copy()
+        for i, (crop, dec) in enumerate(zip(crops, decoded)):
+            left, top, right, bottom = crop.box
+            valid = None  # the crop's pixels that are photo, where it reaches past the photo's edges
+            if left < 0 or top < 0 or right > width or bottom > height:
+                valid = crop.apply(np.full((height, width), 255, np.uint8)) > 127
+            verts = to_camera((dec.identity + dec.expression).astype(np.float64), angles[i], translation[i])
+            fitted[i] = light_stage.fit_light(images[i], valid, verts, albedo[i], self.facemodel, sh[i]).sh
+        return fitted
 
     def _refine(self, steps: int, images: np.ndarray, target: np.ndarray, decoded: list[DecodedFace],
                 angles: np.ndarray, translation: np.ndarray, sh: np.ndarray, albedo_maps: np.ndarray,

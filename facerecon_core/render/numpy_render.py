@@ -8,9 +8,9 @@ Nothing here is differentiable. Imports numpy and numba only.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from facerecon_core.lighting import sh_basis
 
 from .camera import PerspectiveCamera
 from .kernels import interpolate_numpy, rasterize_numpy, vertex_normals_numpy
@@ -24,12 +24,6 @@ __all__ = [
     "sample_texture",
     "render_mesh_numpy",
 ]
-
-# Same constants as .shading (Lambertian-convolved real SH normalised so that Y00 -> 1).
-_K1 = 2.0 / math.sqrt(3.0)
-_K2 = math.sqrt(15.0) / 4.0
-_K20 = math.sqrt(5.0) / 8.0
-_K22 = math.sqrt(15.0) / 8.0
 
 
 def to_clip(camera: PerspectiveCamera, points_cam: np.ndarray) -> np.ndarray:
@@ -45,23 +39,6 @@ def vertex_normals(verts: np.ndarray, tri: np.ndarray) -> np.ndarray:
     single = verts.ndim == 2
     out = vertex_normals_numpy(verts[None] if single else verts, np.ascontiguousarray(tri, np.int32))
     return out[0] if single else out
-
-
-def sh_basis(normals):
-    """The 9 irradiance SH basis values (..., 9) of unit normals (..., 3): numpy arrays or torch tensors.
-
-    Order: 1, y, z, x, xy, yz, 3z² − 1, xz, x² − y² (l = 0, 1, 2; m = −l..l), each scaled by its
-    Lambertian convolution constant (π, 2π/3, π/4) and divided by the first one's, so that
-    coefficients (1, 0, …, 0) give irradiance 1.
-    """
-    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
-    terms = [x * 0 + 1, _K1 * y, _K1 * z, _K1 * x, _K2 * x * y, _K2 * y * z, _K20 * (3.0 * z * z - 1.0),
-             _K2 * x * z, _K22 * (x * x - y * y)]
-    if isinstance(normals, np.ndarray):
-        return np.stack(terms, axis=-1)
-    import torch
-
-    return torch.stack(terms, dim=-1)
 
 
 def sh_shading(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .numpy_render import sh_basis  # one implementation for numpy arrays and torch tensors
+from facerecon_core.lighting import sh_basis  # one implementation for numpy arrays and torch tensors
 
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,133 @@
+"""Stage 5b: the SH light fitted to the photo (numpy; after the texture, before the optional refine).
+
+The PSN predicts the light from the crop; once the face's shape, pose and albedo map are known, the
+light that best re-renders the photo is a small linear problem. Each visible vertex of the face
+region gives, per colour channel, ``photo colour ≈ albedo · (Y(n) · sh)``: 9 unknowns per channel.
+It is solved robustly (least absolute deviations by iteratively reweighted least squares, so hair,
+glasses, cast shadows and the silhouette's misaligned edge do not drag it), each vertex weighted
+by the area it covers in the crop, with a weak ridge toward the network's light, which is kept as it
+is when too little of the face is visible to fit. No rasterizer: visibility is a depth test
+against the vertices splatted into the crop's pixels, so this runs in the Blender add-on too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facerecon_core.export._common import vertex_normals
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.lighting import sh_basis
+from facerecon_core.pose import CropCamera
+
+LIGHT_MODES = ("fit", "network")
+"""``fit``: the light fitted here (default); ``network``: the PSN's prediction as it is."""
+
+
+@dataclass(frozen=True)
+class LightFitConfig:
+    iterations: int = 8  # reweighting rounds after the first (plain least-squares) solve
+    ridge: float = 1e-4  # pull toward the network's light, per unit of total weight
+    residual_floor: float = 0.01  # residuals below this (colour units in [0, 1]) weigh as this
+    depth_tolerance: float = 6.0  # mm behind the front-most surface at a pixel that still counts as seen
+    min_facing: float = 0.2  # cosine between normal and view direction below which a vertex is skipped
+    min_vertices: int = 500  # fewer visible face-region vertices: keep the network's light
+
+
+@dataclass
+class LightFit:
+    sh: np.ndarray  # (3, 9) the light used (fitted, or the network's when ``fitted`` is False)
+    fitted: bool
+    vertices: int  # visible face-region vertices the fit used
+
+
+def visible_vertices(verts_cam: np.ndarray, normals: np.ndarray, size: int,
+                     config: LightFitConfig = LightFitConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Which vertices (V,) a ``CropCamera(size)`` sees, and their pixel positions (V, 2).
+
+    A vertex is seen when it projects inside the crop, faces the camera (cosine above
+    ``min_facing``) and is within ``depth_tolerance`` of the nearest vertex splatted to the same pixel
+    (the mesh has several vertices per pixel at network crop sizes, so the splats cover the face)."""
+    camera = CropCamera(size)
+    pixels = camera.project(verts_cam)
+    depth = -verts_cam[:, 2]
+    cell = np.round(pixels).astype(np.int64)
+    inside = (depth > 0) & (cell >= 0).all(1) & (cell < size).all(1)
+    zbuf = np.full((size, size), np.inf)
+    np.minimum.at(zbuf, (cell[inside, 1], cell[inside, 0]), depth[inside])
+    view = -verts_cam / np.maximum(np.linalg.norm(verts_cam, axis=1, keepdims=True), 1e-9)
+    facing = (normals * view).sum(1) > config.min_facing
+    seen = np.zeros(len(verts_cam), bool)
+    seen[inside] = depth[inside] <= zbuf[cell[inside, 1], cell[inside, 0]] + config.depth_tolerance
+    return seen & facing, pixels
+
+
+def fit_light(crop: np.ndarray, valid: np.ndarray | None, verts_cam: np.ndarray, albedo: np.ndarray,
+              model: FaceModel, prior: np.ndarray, config: LightFitConfig = LightFitConfig()) -> LightFit:
+    """Fit the SH light (3, 9) to ``crop`` ((S, S, 3) uint8, seen by ``CropCamera(S)``).
+
+    ``valid``: (S, S) bool, the crop's pixels that are photo (False where it was padded), or None
+    for all. ``verts_cam``: (V, 3) camera-space vertices (mm); ``albedo``: (V, 3) in [0, 1] (the
+    albedo map sampled at the vertices); ``prior``: the network's light (3, 9)."""
+    size = crop.shape[0]
+    verts = np.asarray(verts_cam, np.float64)
+    normals = vertex_normals(verts, model.triangles).astype(np.float64)
+    seen, pixels = visible_vertices(verts, normals, size, config)
+    seen &= model.face_vertices()
+    if valid is not None:
+        cell = np.clip(np.round(pixels).astype(np.int64), 0, size - 1)
+        seen &= np.asarray(valid, bool)[cell[:, 1], cell[:, 0]]
+    prior = np.asarray(prior, np.float64)
+    count = int(seen.sum())
+    if count < config.min_vertices:
+        return LightFit(prior.copy(), False, count)
+    # area each vertex covers in the crop: its share of the mesh area, foreshortened, over depth²
+    view = -verts[seen] / np.linalg.norm(verts[seen], axis=1, keepdims=True)
+    cosine = (normals[seen] * view).sum(1)
+    weight = _vertex_areas(verts, model.triangles)[seen] * cosine / verts[seen, 2] ** 2
+    weight /= weight.mean()
+    basis = sh_basis(normals[seen])
+    colour = _bilinear(np.asarray(crop, np.float64) / 255.0, pixels[seen])
+    albedo = np.asarray(albedo, np.float64)[seen]
+    sh = np.empty((3, 9))
+    for c in range(3):
+        sh[c] = _robust_solve(albedo[:, c:c + 1] * basis, colour[:, c], weight, prior[c], config)
+    return LightFit(sh, True, count)
+
+
+def _robust_solve(design: np.ndarray, target: np.ndarray, weight: np.ndarray, prior: np.ndarray,
+                  config: LightFitConfig) -> np.ndarray:
+    """argmin_x Σ wᵢ |dᵢ·x − tᵢ| + ridge · Σw · ‖x − prior‖² (reweighted least squares)."""
+    w = weight
+    x = prior
+    for _ in range(config.iterations + 1):
+        pull = config.ridge * w.sum()
+        weighted = (design * w[:, None]).T
+        x = np.linalg.solve(weighted @ design + pull * np.eye(design.shape[1]), weighted @ target + pull * prior)
+        w = weight / np.maximum(np.abs(design @ x - target), config.residual_floor)
+    return x
+
+
+def _vertex_areas(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """A third of the area of each vertex's triangles (V,)."""
+    tri = np.asarray(triangles, np.int64)
+    area = 0.5 * np.linalg.norm(np.cross(verts[tri[:, 1]] - verts[tri[:, 0]], verts[tri[:, 2]] - verts[tri[:, 0]]),
+                                axis=1)
+    out = np.zeros(len(verts))
+    for corner in range(3):
+        np.add.at(out, tri[:, corner], area / 3.0)
+    return out
+
+
+def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, C) at pixel positions (N, 2) (x, y; pixel centres on integers), edges clamped."""
+    height, width = image.shape[:2]
+    x = np.clip(xy[:, 0], 0, width - 1)
+    y = np.clip(xy[:, 1], 0, height - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), width - 2)
+    y0 = np.minimum(np.floor(y).astype(np.int64), height - 2)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
+    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
