@@ -56,11 +56,11 @@ FUSION=(--stage fusion --config $CONFIG --set model.geometry.psn_split=true --se
         --data data/texture128_mux data/profiled128 --workers 1)
 fr train "${FUSION[@]}" --out "$RUNS/fusion" --max-steps 3000 --decay-steps 1500 \
     $(resume "$RUNS/fusion" --init "$RUNS/texture/best.pt")
-# two more fusion runs (session 10), each a warm restart (fresh Adam state, the rate back at lr_fusion, then a
+# four more fusion runs (sessions 10 and 11), each a warm restart (fresh Adam state, the rate back at lr_fusion, then a
 # decay) from the previous run's inference-only bundle, the form in which a model ships (so a fresh machine
 # continues from the shipped model; training starts from a bundle's ONNX graphs exactly, BatchNorm frozen)
 previous=fusion
-for run in "fusion2 4000 2000" "fusion3 3000 1500"; do
+for run in "fusion2 4000 2000" "fusion3 3000 1500" "fusion4 3000 1500" "fusion5 3000 1500"; do
     read -r name steps decay <<< "$run"
     fr export --checkpoint "$RUNS/$previous/best.pt" --out "$RUNS/model_$previous" --half --no-weights --overwrite
     fr train "${FUSION[@]}" --out "$RUNS/$name" --max-steps "$steps" --decay-steps "$decay" \
@@ -71,11 +71,11 @@ done
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the
 #    fusion checkpoint, checked against the texture stage's with the synthetic suite (never the test
 #    photos): its geometry must not be worse (see MODEL_CARD.md).
-for stage in texture fusion3; do
+for stage in texture fusion5; do
     fr export --checkpoint "$RUNS/$stage/best.pt" --out "$RUNS/model_$stage" --half --no-weights --overwrite
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
 done
-fr export --checkpoint "$RUNS/fusion3/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr export --checkpoint "$RUNS/fusion5/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
