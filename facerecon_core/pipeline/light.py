@@ -100,7 +100,6 @@ def _robust_solve(design: np.ndarray, target: np.ndarray, weight: np.ndarray, pr
                   config: LightFitConfig) -> np.ndarray:
     """argmin_x Σ wᵢ |dᵢ·x − tᵢ| + ridge · Σw · ‖x − prior‖² (reweighted least squares)."""
     w = weight
-    x = prior
     for _ in range(config.iterations + 1):
         pull = config.ridge * w.sum()
         weighted = (design * w[:, None]).T
@@ -114,10 +113,7 @@ def _vertex_areas(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     tri = np.asarray(triangles, np.int64)
     area = 0.5 * np.linalg.norm(np.cross(verts[tri[:, 1]] - verts[tri[:, 0]], verts[tri[:, 2]] - verts[tri[:, 0]]),
                                 axis=1)
-    out = np.zeros(len(verts))
-    for corner in range(3):
-        np.add.at(out, tri[:, corner], area / 3.0)
-    return out
+    return np.bincount(tri.ravel(), weights=np.repeat(area / 3.0, 3), minlength=len(verts))
 
 
 def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
