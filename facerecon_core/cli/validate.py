@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="a stage's held-out losses for checkpoints, on the same samples")
     p.add_argument("--stage", choices=STAGES, required=True, help="whose validation losses")
-    p.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="checkpoints (facerecon train) or bundle folders (facerecon export)")
+    p.add_argument("--checkpoint", type=Path, nargs="+", required=True,
+                   help="checkpoints (facerecon train) or bundle folders (facerecon export)")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folders, each reported apart")
     p.add_argument("--every", type=_at_least_one, default=20,
                    help="every n-th sample of each folder is used, as a run's held-out split (default 20)")

@@ -291,7 +291,7 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
     :mod:`facerecon_core.pipeline.light`), ours with the network's predicted SH, and the linear baseline
     (mean albedo + least-squares SH), all rendered with our predicted geometry and pose; errors in the
     region R_s (face-region triangles ∩ photo)."""
-    from facerecon_core.pipeline.light import fit_light
+    from facerecon_core.pipeline.light import LightFitConfig, fit_light, solve_light_channel
     from facerecon_core.render.numpy_render import render_mesh_numpy, sh_basis, vertex_normals
 
     verts, camera, size = _render_inputs(out, model)
@@ -301,11 +301,11 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
     if "albedo_map" in out.extras:
         albedo_map = out.extras["albedo_map"]
         fitted = fit_light(photo_crop, valid, verts, model.from_uv_map(albedo_map), model, out.extras["sh"]).sh
-        for key, light in (("ours", fitted), ("ours_network_light", out.extras["sh"])):
-            image, _ = render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=albedo_map, sh=light)
-            res[key] = metrics.photometric_errors(photo_crop, image[0], region)
-            if key == "ours":
-                ours = image
+        renders = {key: render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=albedo_map,
+                                          sh=light)[0][0]
+                   for key, light in (("ours", fitted), ("ours_network_light", out.extras["sh"]))}
+        res.update({key: metrics.photometric_errors(photo_crop, image, region) for key, image in renders.items()})
+        res["_render"] = renders["ours"]
     albedo, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=model.albedo_mean)
     normals, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=vertex_normals(verts, model.triangles))
     n = normals[0][region]
@@ -313,16 +313,12 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
     basis = sh_basis(n)
     a = albedo[0][region]
     target = photo_crop[region].astype(np.float64) / 255.0
-    sh = np.zeros((3, 9))
-    for c in range(3):
-        design = a[:, c:c + 1] * basis
-        lhs = design.T @ design + 1e-4 * len(design) * np.eye(9)
-        sh[c] = np.linalg.solve(lhs, design.T @ target[:, c])
+    plain = LightFitConfig(iterations=0)  # ridge least squares toward no light
+    sh = np.stack([solve_light_channel(a[:, c:c + 1] * basis, target[:, c], np.ones(len(a)), np.zeros(9), plain)
+                   for c in range(3)])
     linear = albedo[0].copy()
     linear[region] = a * (basis @ sh.T)
     res["linear"] = metrics.photometric_errors(photo_crop, linear, region)
-    if "ours" in res:
-        res["_render"] = ours[0]
     res["_linear"] = linear
     res["_region"] = region
     return res

@@ -155,14 +155,19 @@ class FaceModel:
         return uvmap.face_region_mask(self.uv_raster(size))
 
     def face_vertices(self) -> np.ndarray:
-        """(V,) bool: the vertices inside the UV face region (:meth:`face_mask`)."""
-        return self.from_uv_map(self.face_mask().astype(np.float32)[..., None])[:, 0] > 0.5
+        """(V,) bool: the vertices inside the UV face region (:meth:`face_mask`); computed once per model."""
+        return _cached_face_vertices(self).copy()
 
     def weight_mask(self, size: int = uvmap.DEFAULT_UV_SIZE) -> np.ndarray:
         """Facial weight mask W in UV (float32 size×size)."""
         if self.uv_weight_mask.shape == (size, size):
             return self.uv_weight_mask
         return uvmap.facial_weight_mask(self.uv, self.landmark_indices, self.face_mask(size))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_face_vertices(model: FaceModel) -> np.ndarray:
+    return model.from_uv_map(model.face_mask().astype(np.float32)[..., None])[:, 0] > 0.5
 
 
 @functools.lru_cache(maxsize=4)

@@ -103,8 +103,12 @@ class BilinearTaps:
     @classmethod
     def of(cls, uv: np.ndarray, size: tuple[int, int]) -> BilinearTaps:
         """Taps of UVs (V, 2) on an H×W map; positions clamp to the border texel centres."""
+        return cls.at_pixels(uv_to_pixel(uv, size), size)
+
+    @classmethod
+    def at_pixels(cls, xy: np.ndarray, size: tuple[int, int]) -> BilinearTaps:
+        """Taps of pixel positions (N, 2) (x, y; pixel centres on integers) on an H×W image, clamped likewise."""
         h, w = size
-        xy = uv_to_pixel(uv, (h, w))
         x, y = np.clip(xy[:, 0], 0, w - 1), np.clip(xy[:, 1], 0, h - 1)
         x0 = np.minimum(np.floor(x).astype(np.int64), w - 2)
         y0 = np.minimum(np.floor(y).astype(np.int64), h - 2)

@@ -18,6 +18,7 @@ import numpy as np
 
 from facerecon_core.export._common import vertex_normals
 from facerecon_core.facemodel import FaceModel
+from facerecon_core.facemodel.uvmap import BilinearTaps
 from facerecon_core.lighting import sh_basis
 from facerecon_core.pose import CropCamera
 
@@ -56,8 +57,7 @@ def visible_vertices(verts_cam: np.ndarray, normals: np.ndarray, size: int,
     inside = (depth > 0) & (cell >= 0).all(1) & (cell < size).all(1)
     zbuf = np.full((size, size), np.inf)
     np.minimum.at(zbuf, (cell[inside, 1], cell[inside, 0]), depth[inside])
-    view = -verts_cam / np.maximum(np.linalg.norm(verts_cam, axis=1, keepdims=True), 1e-9)
-    facing = (normals * view).sum(1) > config.min_facing
+    facing = _facing(verts_cam, normals) > config.min_facing
     seen = np.zeros(len(verts_cam), bool)
     seen[inside] = depth[inside] <= zbuf[cell[inside, 1], cell[inside, 0]] + config.depth_tolerance
     return seen & facing, pixels
@@ -83,22 +83,23 @@ def fit_light(crop: np.ndarray, valid: np.ndarray | None, verts_cam: np.ndarray,
     if count < config.min_vertices:
         return LightFit(prior.copy(), False, count)
     # area each vertex covers in the crop: its share of the mesh area, foreshortened, over depth²
-    view = -verts[seen] / np.linalg.norm(verts[seen], axis=1, keepdims=True)
-    cosine = (normals[seen] * view).sum(1)
-    weight = _vertex_areas(verts, model.triangles)[seen] * cosine / verts[seen, 2] ** 2
+    weight = _vertex_areas(verts, model.triangles)[seen] * _facing(verts[seen], normals[seen]) / verts[seen, 2] ** 2
     weight /= weight.mean()
     basis = sh_basis(normals[seen])
-    colour = _bilinear(np.asarray(crop, np.float64) / 255.0, pixels[seen])
+    photo = np.asarray(crop, np.float64).reshape(-1, 3) / 255.0
+    colour = BilinearTaps.at_pixels(pixels[seen], (size, size)).sample(photo)
     albedo = np.asarray(albedo, np.float64)[seen]
     sh = np.empty((3, 9))
     for c in range(3):
-        sh[c] = _robust_solve(albedo[:, c:c + 1] * basis, colour[:, c], weight, prior[c], config)
+        sh[c] = solve_light_channel(albedo[:, c:c + 1] * basis, colour[:, c], weight, prior[c], config)
     return LightFit(sh, True, count)
 
 
-def _robust_solve(design: np.ndarray, target: np.ndarray, weight: np.ndarray, prior: np.ndarray,
-                  config: LightFitConfig) -> np.ndarray:
-    """argmin_x Σ wᵢ |dᵢ·x − tᵢ| + ridge · Σw · ‖x − prior‖² (reweighted least squares)."""
+def solve_light_channel(design: np.ndarray, target: np.ndarray, weight: np.ndarray, prior: np.ndarray,
+                        config: LightFitConfig = LightFitConfig()) -> np.ndarray:
+    """One channel's SH coefficients (9,): argmin_x Σ wᵢ |dᵢ·x − tᵢ| + ridge · Σw · ‖x − prior‖² by
+    reweighted least squares (``design`` (N, 9) = albedo × SH basis, ``target`` (N,) the photo's colour);
+    with ``config.iterations == 0`` plain ridge least squares."""
     w = weight
     for _ in range(config.iterations + 1):
         pull = config.ridge * w.sum()
@@ -108,22 +109,15 @@ def _robust_solve(design: np.ndarray, target: np.ndarray, weight: np.ndarray, pr
     return x
 
 
+def _facing(verts_cam: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Cosine (N,) between each unit normal and the direction from its vertex to the camera."""
+    view = -verts_cam / np.maximum(np.linalg.norm(verts_cam, axis=1, keepdims=True), 1e-9)
+    return (normals * view).sum(1)
+
+
 def _vertex_areas(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """A third of the area of each vertex's triangles (V,)."""
     tri = np.asarray(triangles, np.int64)
     area = 0.5 * np.linalg.norm(np.cross(verts[tri[:, 1]] - verts[tri[:, 0]], verts[tri[:, 2]] - verts[tri[:, 0]]),
                                 axis=1)
     return np.bincount(tri.ravel(), weights=np.repeat(area / 3.0, 3), minlength=len(verts))
-
-
-def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``image`` (H, W, C) at pixel positions (N, 2) (x, y; pixel centres on integers), edges clamped."""
-    height, width = image.shape[:2]
-    x = np.clip(xy[:, 0], 0, width - 1)
-    y = np.clip(xy[:, 1], 0, height - 1)
-    x0 = np.minimum(np.floor(x).astype(np.int64), width - 2)
-    y0 = np.minimum(np.floor(y).astype(np.int64), height - 2)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
-    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
