@@ -131,6 +131,8 @@ def test_fusion_stage_keeps_the_frozen_subnetworks(config, facemodel, batch):
     assert changed == {"psn", "texture_net"}, changed
     with pytest.raises(ConfigError, match="unknown sub-network.*decoder"):
         Config.from_dict({"train": {"fusion_frozen": ["decoder"]}})
+    with pytest.raises(ConfigError, match="geometry_frozen: unknown sub-network.*lights"):
+        Config.from_dict({"train": {"geometry_frozen": ["lights"]}})
 
 
 @pytest.mark.parametrize("split,appearance", [(False, 0), (True, 0), (True, 2)],
@@ -158,3 +160,33 @@ def test_fusion_stage_keeps_the_pose_while_the_light_learns(config, facemodel, b
     assert not torch.equal(before.p_l, after.p_l)
     changed = {name.split(".")[0] for name in state if not torch.equal(state[name], net.state_dict()[name])}
     assert changed == {"psn", "texture_net"} | ({"appearance"} if appearance else set()), changed
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["shared_psn", "split_psn_appearance_layers"])
+def test_geometry_stage_keeps_what_fusion_taught_when_frozen(config, facemodel, batch, split):
+    """``train.geometry_frozen: [appearance, light]``: a geometry run from a fusion-trained model trains the
+    encoder, ASM decoders and pose, and leaves the appearance layers (and their BatchNorm statistics) and
+    the PSN's light and albedo layers (a shared PSN: their rows) as they were."""
+    from facerecon_core.model.geometry import SH_DIM
+    from facerecon_core.train.stages import make_stage
+
+    config = copy.deepcopy(config)
+    config.model.geometry.psn_split = split
+    config.model.geometry.appearance_layers = 2 if split else 0
+    config.train.geometry_frozen = ["appearance", "light"]
+    torch.manual_seed(0)
+    net = DualStreamNet(config, facemodel)
+    state = copy.deepcopy(net.state_dict())
+    stage = make_stage("geometry", net, config, facemodel)
+    for _ in range(2):  # the second step has Adam moments
+        assert np.isfinite(stage.step(batch)["total"])
+    now = net.state_dict()
+    changed = {name for name in state if not torch.equal(state[name], now[name])}
+    assert {name.split(".")[0] for name in changed} == {"encoder", "decoder_id", "decoder_exp", "psn"}, changed
+    k = facemodel.n_albedo + SH_DIM
+    if split:
+        assert not any(name.startswith(("psn.app1", "psn.app2")) for name in changed), changed
+        assert "psn.fc2.weight" in changed
+    else:
+        assert torch.equal(state["psn.fc2.weight"][:k], now["psn.fc2.weight"][:k])
+        assert not torch.equal(state["psn.fc2.weight"][k:], now["psn.fc2.weight"][k:])

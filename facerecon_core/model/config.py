@@ -117,7 +117,9 @@ class LossConfig:
 
 
 SUBNETWORKS = ("encoder", "appearance", "decoder_id", "decoder_exp", "psn", "texture_net")  # DualStreamNet's parts
-FREEZABLE = (*SUBNETWORKS, "pose")  # "pose": the PSN's pose output only (its light and albedo still learn)
+# "pose": the PSN's pose output only (its light and albedo still learn); "light": the PSN's light and albedo
+# outputs only (a split PSN's own layers for them; the pose still learns)
+FREEZABLE = (*SUBNETWORKS, "pose", "light")
 
 
 @dataclass
@@ -127,14 +129,18 @@ class TrainConfig:
     lr_texture: float = 1e-4  # generator and discriminator
     lr_fusion: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    # sub-networks (or "pose") the fusion stage keeps fixed ([] = end to end, as the paper)
+    # sub-networks (or "pose", "light") the fusion stage keeps fixed ([] = end to end, as the paper)
     fusion_frozen: list[str] = field(default_factory=list)
+    # the same for the geometry stage: a geometry run from a fusion-trained model keeps what fusion taught
+    # (appearance, light) instead of pulling it back to the synthetic light labels
+    geometry_frozen: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.fusion_frozen) - set(FREEZABLE))
-        if unknown:
-            raise ConfigError(f"train.fusion_frozen: unknown sub-network(s) {', '.join(unknown)} "
-                              f"(choose from {', '.join(FREEZABLE)})")
+        for key in ("fusion_frozen", "geometry_frozen"):
+            unknown = sorted(set(getattr(self, key)) - set(FREEZABLE))
+            if unknown:
+                raise ConfigError(f"train.{key}: unknown sub-network(s) {', '.join(unknown)} "
+                                  f"(choose from {', '.join(FREEZABLE)})")
 
 
 @dataclass

@@ -112,12 +112,26 @@ class ParametricSubnet(nn.Module):
     def freeze_pose(self) -> None:
         """Keep p_h fixed while p_t and p_l still learn: no gradient to the pose's layers (shared: to fc1 and to
         fc2's pose rows)."""
-        self.fc1.requires_grad_(False)
         if self.split:
-            self.fc2.requires_grad_(False)
-            return
+            for fc in (self.fc1, self.fc2):
+                fc.requires_grad_(False)
+        else:
+            self.fc1.requires_grad_(False)
+            self._freeze_rows(slice(self.n_albedo + SH_DIM, None))
+
+    def freeze_light(self) -> None:
+        """No gradient to the albedo and light layers while the pose's learn: a split PSN's ``app1``/``app2``
+        (p_t and p_l then depend on them and on the appearance layers alone); a shared PSN's fc2 rows for them
+        (its fc1 serves the pose too and still learns, so there p_t and p_l can still move)."""
+        if self.split:
+            for fc in (self.app1, self.app2):
+                fc.requires_grad_(False)
+        else:
+            self._freeze_rows(slice(0, self.n_albedo + SH_DIM))
+
+    def _freeze_rows(self, rows: slice) -> None:
         keep = torch.ones(self.fc2.out_features, 1)
-        keep[self.n_albedo + SH_DIM:] = 0.0
+        keep[rows] = 0.0
         self.fc2.weight.register_hook(lambda grad: grad * keep)
         self.fc2.bias.register_hook(lambda grad: grad * keep[:, 0])
 

@@ -170,7 +170,7 @@ def set_learning_rate(stage, lr: float) -> None:
 def stage_settings(config: Config, stage: str) -> dict:
     """The parts of ``config`` that a ``stage`` run depends on (a resumed run must keep them)."""
     train = dataclasses.asdict(config.train)
-    used = {"batch_size", "betas", f"lr_{stage}"} | ({"fusion_frozen"} if stage == "fusion" else set())
+    used = {"batch_size", "betas", f"lr_{stage}", f"{stage}_frozen"}
     return {"model": dataclasses.asdict(config.model),
             f"losses.{stage}": dataclasses.asdict(getattr(config.losses, stage)),
             **{f"train.{k}": v for k, v in train.items() if k in used}}

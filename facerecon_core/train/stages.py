@@ -69,12 +69,18 @@ class GeometryStage(Stage):
         super().__init__(net, config, facemodel, world, freeze_bn)
         g = config.model.geometry
         self.loss = L.GeometryLoss(config.losses.geometry, facemodel, g.asm_size, g.expression_asm)
+        self.frozen = freeze(net, config.train.geometry_frozen)
         modules = (net.encoder, net.appearance, net.decoder_id, net.decoder_exp, net.psn)
-        params = [p for m in modules if m is not None for p in m.parameters()]
+        params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
         self.optimizer = self.adam(params, config.train.lr_geometry)
 
     def optimizers(self):
         return {"geometry": self.optimizer}
+
+    def train_mode(self) -> None:
+        super().train_mode()
+        for module in self.frozen:  # their BatchNorm statistics stay too
+            L.freeze_batchnorm(module)
 
     def step(self, batch):
         self.train_mode()
@@ -151,11 +157,7 @@ class FusionStage(Stage):
     def __init__(self, net, config, facemodel, world=1, freeze_bn=True):
         super().__init__(net, config, facemodel, world, freeze_bn)
         self.loss = L.FusionLoss(config.losses.fusion, config.model.input_size)
-        for name in config.train.fusion_frozen:  # kept fixed: no gradient (Adam leaves it unchanged)
-            if name == "pose":
-                net.psn.freeze_pose()
-            elif getattr(net, name) is not None:
-                getattr(net, name).requires_grad_(False)
+        freeze(net, config.train.fusion_frozen)
         self.optimizer = self.adam([p for p in net.parameters() if p.requires_grad], config.train.lr_fusion)
 
     def optimizers(self):
@@ -187,6 +189,21 @@ def make_stage(name: str, net: DualStreamNet, config: Config, facemodel, world: 
                freeze_bn: bool | None = None) -> Stage:
     cls = {"geometry": GeometryStage, "texture": TextureStage, "fusion": FusionStage}[name]
     return cls(net, config, facemodel, world, freeze_bn=name == "fusion" if freeze_bn is None else freeze_bn)
+
+
+def freeze(net: DualStreamNet, names: list[str]) -> list[torch.nn.Module]:
+    """Keep these sub-networks (``config.FREEZABLE``) fixed: no gradient, so Adam leaves them unchanged.
+    Returns the whole sub-networks frozen (for their BatchNorm statistics)."""
+    whole = []
+    for name in names:
+        if name == "pose":
+            net.psn.freeze_pose()
+        elif name == "light":
+            net.psn.freeze_light()
+        elif getattr(net, name) is not None:
+            getattr(net, name).requires_grad_(False)
+            whole.append(getattr(net, name))
+    return whole
 
 
 def _projected_landmarks(net: DualStreamNet, out) -> np.ndarray:
