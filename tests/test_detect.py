@@ -194,6 +194,13 @@ def test_crop_outside_image_is_black() -> None:
     assert Crop(left=0, top=0, side=50, size=16).apply(image[..., 0]).shape == (16, 16)
 
 
+def test_crop_photo_mask_marks_the_padding() -> None:
+    mask = Crop(left=50, top=50, side=100, size=64).photo_mask(100, 100)
+    assert mask.shape == (64, 64) and mask.dtype == bool
+    assert mask[:31, :31].all() and not mask[33:, :].any() and not mask[:, 33:].any()
+    assert Crop(left=10, top=10, side=50, size=16).photo_mask(100, 100).all()
+
+
 def test_no_torch_import() -> None:
     code = textwrap.dedent("""
         import sys

@@ -107,6 +107,11 @@ class Crop:
         )
         return warped.reshape(out_shape)
 
+    def photo_mask(self, height: int, width: int) -> np.ndarray:
+        """(size, size) bool: the crop's pixels that come from an image of ``height × width`` (False
+        where the crop reaches past its edges and :meth:`apply` pads)."""
+        return self.apply(np.full((height, width), 255, np.uint8)) > 127
+
 
 def _as_points(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)

@@ -346,7 +346,7 @@ def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | Anno
         size = int(out.extras["crop_size"])
         small = Crop(prep.crop.left, prep.crop.top, prep.crop.side, size)
         photo_crop = small.apply(prep.image)
-        valid = small.apply(np.full(prep.image.shape[:2], 255, np.uint8)) > 127
+        valid = small.photo_mask(*prep.image.shape[:2])
         res = photometric_errors_for(out, photo_crop, model, region_tri, valid)
         if example is None or len(example) < 4:
             example = (example or []) + [(photo_crop, res.get("_render"), res["_linear"], res["_region"])]

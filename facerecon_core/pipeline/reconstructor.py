@@ -280,14 +280,10 @@ class Reconstructor:
 
     def _fit_light(self, photo: np.ndarray, crops: list[Crop], images: np.ndarray, decoded: list[DecodedFace],
                    angles: np.ndarray, translation: np.ndarray, sh: np.ndarray, albedo_maps: np.ndarray) -> np.ndarray:
-        height, width = photo.shape[:2]
         albedo = self.facemodel.from_uv_map(albedo_maps)
         fitted = sh.copy()
         for i, (crop, dec) in enumerate(zip(crops, decoded)):
-            left, top, right, bottom = crop.box
-            valid = None  # the crop's pixels that are photo, where it reaches past the photo's edges
-            if left < 0 or top < 0 or right > width or bottom > height:
-                valid = crop.apply(np.full((height, width), 255, np.uint8)) > 127
+            valid = crop.photo_mask(*photo.shape[:2])
             verts = to_camera((dec.identity + dec.expression).astype(np.float64), angles[i], translation[i])
             fitted[i] = light_stage.fit_light(images[i], valid, verts, albedo[i], self.facemodel, sh[i]).sh
         return fitted
