@@ -236,15 +236,19 @@ def addon_zip(facemodel_path, tmp_path_factory):
     return build_addon.build("linux-x64", out, bundle, facemodel_path, WHEEL_CACHE, log=lambda *a: None)
 
 
-INSTALLED_SCRIPT = """
-    import json, os, sys, time
-    user, zip_path, photo, bad, out_blend = sys.argv[1:6]
+# an isolated Blender user folder (``user``), the development checkout hidden: the add-on must run on what its
+# zip installed
+ISOLATED = """
     os.environ["BLENDER_USER_RESOURCES"] = user
-    # hide the development checkout: the add-on must run on what its zip installed
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and not os.path.isfile(os.path.join(p, "build_addon.py"))]
     import bpy
-    res = {}
+"""
+
+INSTALLED_SCRIPT = """
+    import json, os, sys, time
+    user, zip_path, photo, bad, out_blend = sys.argv[1:6]
+""" + ISOLATED + """    res = {}
     t = time.perf_counter()
     res["install"] = sorted(bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
                                                                      enable_on_install=True))
@@ -403,6 +407,38 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
     left, top, side = res2["crop_box"]  # the network's crop of the photo holds the face
     cx, cy = (rb[0] + rb[2]) / 2, (rb[1] + rb[3]) / 2
     assert left < cx < left + side and top < cy < top + side
+
+
+LEGACY_SCRIPT = """
+    import json, os, sys
+    user, zip_path, photo = sys.argv[1:4]
+""" + ISOLATED + """    res = {"install": sorted(bpy.ops.preferences.addon_install(filepath=zip_path)),
+           "enable": sorted(bpy.ops.preferences.addon_enable(module="facerecon"))}
+    res["enabled"] = "facerecon" in bpy.context.preferences.addons
+    res["loaded_at_register"] = sorted(m for m in sys.modules if m.startswith("facerecon_core"))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    res["op"] = sorted(bpy.ops.facerecon.reconstruct_from_photo(filepath=photo, texture_size="256", refine_steps=0))
+    import facerecon_core, onnxruntime
+    res["core_file"], res["ort_file"] = facerecon_core.__file__, onnxruntime.__file__
+    me = next(o for o in bpy.data.objects if o.type == "MESH").data
+    res["counts"] = [len(me.vertices), len(me.polygons)]
+    res["keys"] = len(me.shape_keys.key_blocks)
+    print("RESULT " + json.dumps(res))
+"""
+
+
+@pytest.mark.slow
+def test_zip_installs_as_a_legacy_addon(addon_zip, shared_dir, tmp_path):
+    """The same zip through "Install legacy add-on" (bl_info): nothing installs the wheels, so the add-on
+    unpacks them into its own ``_site`` on first use and runs from there."""
+    user = tmp_path / "user"
+    res = result_of(run_bpy(LEGACY_SCRIPT, str(user), str(addon_zip), str(shared_dir / PHOTO_REL)))
+    assert res["install"] == ["FINISHED"] and res["enable"] == ["FINISHED"] and res["enabled"]
+    assert res["loaded_at_register"] == [] and res["op"] == ["FINISHED"]
+    site = user / "scripts" / "addons" / "facerecon" / "_site"
+    assert Path(res["core_file"]).is_relative_to(site) and Path(res["ort_file"]).is_relative_to(site)
+    assert (site / ".unpacked").is_file()
+    assert res["counts"] == [38365, 76073] and res["keys"] == 12
 
 
 def test_mirror_option_reaches_the_pipeline(test_bundle, facemodel_path, shared_dir):

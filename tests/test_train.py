@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from facerecon_core.cli import main
 from facerecon_core.train.checkpoint import load_checkpoint
-from facerecon_core.train.data import EpochOrder, split_indices
+from facerecon_core.train.data import EpochOrder, repeat_per_folder, split_indices
 
 CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "cpu.yaml"
 
@@ -40,6 +41,26 @@ def test_epoch_order_is_deterministic_and_sharded():
     assert list(single.batches(1)) != list(single.batches(2))
     with pytest.raises(ValueError, match="does not split"):
         EpochOrder(train_ids, 8, seed=0, world=3)
+
+
+def test_repeat_oversamples_a_folder_and_keeps_the_held_out_split():
+    train_ids, val_ids = split_indices(30, 10)  # folders of 20 and 10 samples
+    ids = repeat_per_folder(train_ids, np.array([0, 20, 30]), [1, 3])
+    assert sorted(set(ids)) == list(train_ids) and not set(ids) & set(val_ids)
+    assert all((ids == i).sum() == (1 if i < 20 else 3) for i in train_ids)
+    with pytest.raises(ValueError, match="1 repeat counts for 2 dataset folders"):
+        repeat_per_folder(train_ids, np.array([0, 20, 30]), [2])
+    with pytest.raises(ValueError, match="at least 1"):
+        repeat_per_folder(train_ids, np.array([0, 20, 30]), [1, 0])
+
+
+def test_repeat_lengthens_the_epoch(asm_dataset: Path, facemodel_path: Path, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, asm_dataset, facemodel_path, "--max-steps", "5", "--repeat", "2") == 0
+    assert len(_losses(run, "val")) == 1  # 72 training samples: 9 batches an epoch, so only the stop validates
+    assert _train(tmp_path / "bad", asm_dataset, facemodel_path, "--max-steps", "5", "--repeat", "1", "2") != 0
+    assert "--repeat: 2 repeat counts for 1 dataset folders" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_resume_compares_only_what_the_stage_uses():

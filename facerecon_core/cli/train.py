@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="change one config value (YAML), e.g. model.geometry.psn_split=true; repeatable")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folders (facerecon data synth)")
+    p.add_argument("--repeat", type=int, nargs="+", metavar="N", default=None,
+                   help="how often each --data folder's training samples appear in an epoch, one count per folder "
+                        "(default 1 each): oversamples a folder; listing it twice in --data would not (the "
+                        "held-out samples are every n-th of the folders as listed, so a copy's would be trained on)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, sample images")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--init", type=Path, default=None,
@@ -43,8 +47,8 @@ def _train(args: argparse.Namespace) -> int:
     from facerecon_core.train.runner import TrainArgs, train
 
     progress = train(TrainArgs(
-        stage=args.stage, config=args.config, data=args.data, out=args.out, resume=args.resume, init=args.init,
-        init_geometry=args.init_geometry,
+        stage=args.stage, config=args.config, data=args.data, repeat=args.repeat, out=args.out, resume=args.resume,
+        init=args.init, init_geometry=args.init_geometry,
         max_steps=args.max_steps, max_minutes=args.max_minutes, decay_steps=args.decay_steps, epochs=args.epochs,
         seed=args.seed, val_every=args.val_every, checkpoint_every=args.checkpoint_every, workers=args.workers,
         device=args.device, freeze_bn=args.freeze_bn, facemodel=args.facemodel, overrides=args.overrides))

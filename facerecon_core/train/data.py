@@ -50,6 +50,17 @@ def split_indices(n: int, val_every: int) -> tuple[np.ndarray, np.ndarray]:
     return np.setdiff1d(all_ids, val), val
 
 
+def repeat_per_folder(ids: np.ndarray, offsets: np.ndarray, repeats: list[int]) -> np.ndarray:
+    """``ids`` with each id of folder ``i`` (``offsets[i] <= id < offsets[i + 1]``) repeated ``repeats[i]`` times:
+    an epoch oversamples the folder while the held-out samples (every n-th of the folders as given) stay put."""
+    if len(repeats) != len(offsets) - 1:
+        raise ValueError(f"{len(repeats)} repeat counts for {len(offsets) - 1} dataset folders")
+    if min(repeats) < 1:
+        raise ValueError(f"repeat counts must be at least 1, not {min(repeats)}")
+    folder = np.searchsorted(offsets, ids, side="right") - 1
+    return np.repeat(ids, np.asarray(repeats)[folder])
+
+
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     keys = set.intersection(*(set(s) for s in samples))
     return {k: torch.stack([s[k] for s in samples]) for k in sorted(keys)}

@@ -27,7 +27,8 @@ from facerecon_core.model.network import DualStreamNet
 from facerecon_core.render.cpu import keep_torch_threads
 from facerecon_core.train.checkpoint import (CheckpointError, checkpoint_state, load_checkpoint, model_state,
                                              save_checkpoint)
-from facerecon_core.train.data import EpochOrder, adapt_batch, collate, held_out_batch, split_indices
+from facerecon_core.train.data import (EpochOrder, adapt_batch, collate, held_out_batch, repeat_per_folder,
+                                      split_indices)
 from facerecon_core.train.distributed import average_metrics, broadcast_module, init_distributed
 from facerecon_core.train.from_bundle import load_start
 from facerecon_core.train.stages import make_stage, missing_keys
@@ -39,6 +40,7 @@ class TrainArgs:
     config: Path
     data: list[Path]
     out: Path
+    repeat: list[int] | None = None  # per data folder: how often its training samples appear in an epoch
     resume: bool = False
     init: Path | None = None
     init_geometry: Path | None = None  # then the geometry stream (encoder, ASM decoders, PSN) from this checkpoint
@@ -91,6 +93,11 @@ def train(args: TrainArgs) -> Progress:
         raise CheckpointError(f"the {args.stage} stage needs {', '.join(sorted(missing))} in every sample: "
                               f"train it on {'a texture' if args.stage == 'texture' else 'an asm/profiled'} dataset")
     train_ids, val_ids = split_indices(len(dataset), args.val_every)
+    if args.repeat is not None:
+        try:
+            train_ids = repeat_per_folder(train_ids, dataset.offsets, args.repeat)
+        except ValueError as exc:
+            raise ConfigError(f"--repeat: {exc}") from None
     order = EpochOrder(train_ids, config.train.batch_size, args.seed, dist.rank, dist.world)
     validation = FaceDataset(args.data, augment=None)
 

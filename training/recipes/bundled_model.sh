@@ -27,6 +27,8 @@ fr data synth --kind texture --count 2400 --seed 22 --res 128 --photos $PHOTOS .
 # profiled views of the muxspace photos, for the third warm restart: the geometry stream sees their faces too
 fr data synth --kind profiled --count 1000 --seed 32 --res 128 --photos ../shared/faces/muxspace_fer \
     --fits data/fits --out data/profiled128_mux --workers 2
+# 10,000 more random faces for the geometry warm restart from the fusion-trained model (session 13)
+fr data synth --kind asm --count 10000 --seed 16 --res 128 --photos $PHOTOS --out data/asm128_s16 --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -67,15 +69,28 @@ for run in "fusion2 4000 2000" "fusion3 3000 1500" "fusion4 3000 1500" "fusion5 
         $(resume "$RUNS/$name" --init "$RUNS/model_$previous")
     previous=$name
 done
+# a geometry warm restart from fusion5's bundle (session 13): a quarter of the geometry rate, BatchNorm frozen,
+# the appearance layers and the PSN's light and albedo layers kept as fusion taught them (geometry_frozen),
+# the photo triplets (texture128_mux) three times an epoch (42 % of the samples real); then fusion refits the light to
+# the changed encoder
+fr export --checkpoint "$RUNS/fusion5/best.pt" --out "$RUNS/model_fusion5" --half --no-weights --overwrite
+fr train --stage geometry --config $CONFIG --freeze-bn --set model.geometry.psn_split=true \
+    --set model.geometry.appearance_layers=3 --set "train.geometry_frozen=[appearance,light]" \
+    --set train.lr_geometry=5.0e-5 \
+    --data data/asm128_s16 data/asm128_wide data/profiled128 data/profiled128_mux data/texture128_mux \
+    --repeat 1 1 1 1 3 --out "$RUNS/geometry5" --max-steps 4000 --decay-steps 2000 --workers 1 \
+    $(resume "$RUNS/geometry5" --init "$RUNS/model_fusion5")
+fr train "${FUSION[@]}" --out "$RUNS/fusion6" --max-steps 2400 --decay-steps 1200 \
+    $(resume "$RUNS/fusion6" --init "$RUNS/geometry5/best.pt")
 
-# 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the
-#    fusion checkpoint, checked against the texture stage's with the synthetic suite (never the test
-#    photos): its geometry must not be worse (see MODEL_CARD.md).
-for stage in texture fusion5; do
+# 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
+#    fusion checkpoint, checked against the one before the geometry restart with the synthetic suite (never
+#    the test photos): its geometry must be better (see MODEL_CARD.md).
+for stage in fusion5 fusion6; do
     fr export --checkpoint "$RUNS/$stage/best.pt" --out "$RUNS/model_$stage" --half --no-weights --overwrite
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
 done
-fr export --checkpoint "$RUNS/fusion5/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr export --checkpoint "$RUNS/fusion6/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
