@@ -110,6 +110,9 @@ class Crop:
     def photo_mask(self, height: int, width: int) -> np.ndarray:
         """(size, size) bool: the crop's pixels that come from an image of ``height × width`` (False
         where the crop reaches past its edges and :meth:`apply` pads)."""
+        left, top, right, bottom = self.box
+        if left >= 0 and top >= 0 and right <= width and bottom <= height:  # the usual case: no padding
+            return np.ones((self.size, self.size), bool)
         return self.apply(np.full((height, width), 255, np.uint8)) > 127
 
 

@@ -200,9 +200,9 @@ def freeze(net: DualStreamNet, names: list[str]) -> list[torch.nn.Module]:
             net.psn.freeze_pose()
         elif name == "light":
             net.psn.freeze_light()
-        elif getattr(net, name) is not None:
-            getattr(net, name).requires_grad_(False)
-            whole.append(getattr(net, name))
+        elif (module := getattr(net, name)) is not None:
+            module.requires_grad_(False)
+            whole.append(module)
     return whole
 
 
