@@ -135,6 +135,22 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     assert first["image"].shape == (256, 256, 3)
     assert len(list((tmp_path / "fits").glob("*.npz"))) == 2  # fits cached once, shared by both kinds
 
+    # --pitch-turn: the same views (same photo, same yaw turn), each head tilted by up to ±40° in pitch
+    request = SynthRequest("profiled", 4, seed=0, out=tmp_path / "pitched", res=256, facemodel=facemodel_path,
+                           photos=(photos,), fits=tmp_path / "fits", pitch_turn=40.0)
+    synth(request, progress=False)
+    pitched, plain = storage.ShardedDataset(request.out), storage.ShardedDataset(tmp_path / "profiled")
+    assert pitched.spec.generator == plain.spec.generator + " pitch ±40"
+    tilt = []
+    for i in range(4):
+        s, p = pitched[i], plain[i]
+        assert s["angles"][1] == p["angles"][1] and np.array_equal(s["id_coeff"], p["id_coeff"])
+        tilt.append(np.degrees(s["angles"][0] - p["angles"][0]))
+        shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
+        projected = camera.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
+        assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+    assert np.abs(tilt).max() <= 40.0 + 1e-3 and np.abs(tilt).max() > 5.0, tilt
+
 
 def test_synth_photos_from_a_list_file(tmp_path):
     """``--photos @LIST.txt`` (one path per line) as the bundled model's recipe uses it."""
@@ -169,6 +185,17 @@ def test_pose_range_widens_the_asm_poses(facemodel_path: Path, tmp_path: Path, a
     with pytest.raises(storage.DatasetError, match="asm data only"):
         synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path,
                            poses=PoseRange(pitch=45.0)), progress=False)
+
+
+def test_pitch_turn_is_checked(facemodel_path: Path, tmp_path: Path):
+    """``--pitch-turn`` tilts profiled views only, by at most 45°; refused before anything is written."""
+    with pytest.raises(storage.DatasetError, match="profiled data only"):
+        synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, pitch_turn=20.0),
+              progress=False)
+    with pytest.raises(storage.DatasetError, match=r"--pitch-turn must be in \[0, 45\] degrees, got 60"):
+        synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path, pitch_turn=60.0),
+              progress=False)
+    assert not list(tmp_path.iterdir())
 
 
 def test_crop_jitter_moves_the_faces_off_centre(facemodel_path: Path, tmp_path: Path):

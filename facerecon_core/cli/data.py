@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--crop-jitter", type=float, nargs=2, metavar=("SCALE", "SHIFT"), default=None,
                        help="asm: the crop's side × uniform(1 ± SCALE), its centre moved by σ = SHIFT × side "
                             "(default 0.1 0.04): off-centre crops, as a detector gives on hard photos")
+    synth.add_argument("--pitch-turn", type=float, metavar="DEG", default=None,
+                       help="profiled: also tilt each view's head by a pitch uniform in ±DEG of the photo's "
+                            "(at most 45; default 0: yaw turns only, as 300W-LP)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -48,7 +51,7 @@ def _synth(args: argparse.Namespace) -> int:
     jitter = CropJitter(*args.crop_jitter) if args.crop_jitter else None
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
                            facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses,
-                           jitter=jitter)
+                           jitter=jitter, pitch_turn=args.pitch_turn)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

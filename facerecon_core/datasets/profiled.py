@@ -1,7 +1,9 @@
 """``profiled`` samples: new views of real photos, as 300W-LP was made from 300W.
 
 From a photo's fit (identity + per-vertex offsets, expression, pose, SH), the head is turned to a
-new yaw (steps of 15° from the photo's, out to ±75°) and, half of the time, given a new expression.
+new yaw (steps of 15° from the photo's, out to ±75°), optionally tilted to a new pitch (uniform within
+±``pitch_turn`` of the photo's, out to ±45°; 300W-LP turns the yaw only, and photos are seldom taken
+from above or below) and, half of the time, given a new expression.
 The face is re-rendered with the photo's own texture (unwrapped, occluded texels filled by
 symmetry), and the rest of the image is warped consistently: the original face is first inpainted
 away, then control points on the face outline and on two rings around it (3D points that turn
@@ -29,6 +31,7 @@ YAW_STEP = np.radians(15.0)
 STEP_WEIGHTS = np.array([5.0, 4.0, 3.0, 2.0, 1.0])  # turns of 1–5 steps (15°–75°); large turns (more
 # mirrored texture, more warping) are drawn less often
 MAX_YAW = np.radians(75.0)
+MAX_PITCH = np.radians(45.0)
 HEAD_CENTRE = np.array([0.0, 0.0, -70.0])  # mm in the model frame: the head turns about a point behind the face
 RINGS = (1.3, 1.7)  # outer control rings: scale of the face outline about the head centre
 
@@ -59,6 +62,7 @@ class ProfiledGenerator:
     fits: list[PhotoFit]
     seed: int
     res: int = 256
+    pitch_turn: float = 0.0  # degrees (±): a uniform pitch tilt per view; 0 keeps the photo's pitch
 
     def __post_init__(self) -> None:
         if not self.fits:
@@ -75,6 +79,9 @@ class ProfiledGenerator:
         angles = fit.angles.astype(np.float64).copy()
         steps = (1 + rng.choice(len(STEP_WEIGHTS), p=STEP_WEIGHTS / STEP_WEIGHTS.sum())) * rng.choice([-1, 1])
         angles[1] = np.clip(angles[1] + steps * YAW_STEP, -MAX_YAW, MAX_YAW)
+        if self.pitch_turn > 0:  # drawn only then, so that pitch_turn=0 gives the yaw-only samples unchanged
+            tilt = rng.uniform(-1.0, 1.0) * np.radians(self.pitch_turn)
+            angles[0] = np.clip(angles[0] + tilt, -MAX_PITCH, MAX_PITCH)
         exp_coeff = self.expressions.sample(rng) if rng.random() < 0.5 else fit.exp_coeff
         expression = model.expression_offsets(np.asarray(exp_coeff, np.float32))
         shape = identity + expression

@@ -35,6 +35,7 @@ class SynthRequest:
     fits: Path | None = None  # photo-fit cache folder (profiled, texture)
     poses: PoseRange | None = None  # asm: head-pose ranges (default: PoseRange())
     jitter: CropJitter | None = None  # asm: crop jitter (default: CropJitter())
+    pitch_turn: float | None = None  # profiled: pitch tilt per view, degrees (±; default 0)
 
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
@@ -49,7 +50,7 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
         raise storage.DatasetError(f"unknown kind {request.kind!r}; choose one of {', '.join(KINDS)}")
     if request.count < 1 or request.res < 32:
         raise storage.DatasetError("--count must be ≥ 1 and --res ≥ 32")
-    variant = _asm_variant(request)
+    variant = _variant(request)
     model = FaceModel.load(request.facemodel)
     if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
         from facerecon_core.io.photo import find_photos
@@ -62,15 +63,23 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
     return storage.write_dataset(spec, request.out, factory, workers=workers, progress=progress)
 
 
-def _asm_variant(request: SynthRequest) -> str:
-    """Check ``--pose-range`` / ``--crop-jitter`` and name what they change in the generator (other
-    values, other samples; "" for the defaults)."""
+def _variant(request: SynthRequest) -> str:
+    """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` and name what they change in the
+    generator (other values, other samples; "" for the defaults)."""
     options = {"--pose-range": request.poses, "--crop-jitter": request.jitter}
     given = [flag for flag, value in options.items() if value is not None]
     if given and request.kind != "asm":
         raise storage.DatasetError(f"{given[0]} applies to asm data only (profiled and texture data take the poses "
                                    "and framing of their photos)")
     variant = ""
+    if request.pitch_turn is not None:
+        if request.kind != "profiled":
+            raise storage.DatasetError("--pitch-turn applies to profiled data only (asm poses follow --pose-range; "
+                                       "texture data keeps its photos as taken)")
+        if not 0.0 <= request.pitch_turn <= 45.0:
+            raise storage.DatasetError(f"--pitch-turn must be in [0, 45] degrees, got {request.pitch_turn:g}")
+        if request.pitch_turn > 0:
+            variant += f" pitch ±{request.pitch_turn:g}"
     if request.poses is not None:
         if not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
             raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
@@ -103,7 +112,7 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator
 
-        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res)
+        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn or 0.0)
     from facerecon_core.datasets.texture import TextureGenerator
 
     return TextureGenerator(model, fits, seed=request.seed, res=request.res)
