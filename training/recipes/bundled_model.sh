@@ -29,6 +29,12 @@ fr data synth --kind profiled --count 1000 --seed 32 --res 128 --photos ../share
     --fits data/fits --out data/profiled128_mux --workers 2
 # 10,000 more random faces for the geometry warm restart from the fusion-trained model (session 13)
 fr data synth --kind asm --count 10000 --seed 16 --res 128 --photos $PHOTOS --out data/asm128_s16 --workers 2
+# for session 15's geometry warm restart: 8,000 faces in the widest poses (yaw ±90°, pitch ±45°, roll ±40°), and
+# 2,000 profiled views of the 628 photos whose heads also tilt up or down (the photos are seldom taken in pitch)
+fr data synth --kind asm --count 8000 --seed 17 --res 128 --photos $PHOTOS --pose-range 90 45 40 \
+    --out data/asm128_x --workers 2
+fr data synth --kind profiled --count 2000 --seed 33 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
+    --fits data/fits --pitch-turn 40 --out data/profiled128_pitch --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -73,24 +79,34 @@ done
 # the appearance layers and the PSN's light and albedo layers kept as fusion taught them (geometry_frozen),
 # the photo triplets (texture128_mux) three times an epoch (42 % of the samples real); then fusion refits the light to
 # the changed encoder
+GEOMETRY=(--stage geometry --config $CONFIG --freeze-bn --set model.geometry.psn_split=true
+          --set model.geometry.appearance_layers=3 --set "train.geometry_frozen=[appearance,light]"
+          --set train.lr_geometry=5.0e-5 --workers 1)
 fr export --checkpoint "$RUNS/fusion5/best.pt" --out "$RUNS/model_fusion5" --half --no-weights --overwrite
-fr train --stage geometry --config $CONFIG --freeze-bn --set model.geometry.psn_split=true \
-    --set model.geometry.appearance_layers=3 --set "train.geometry_frozen=[appearance,light]" \
-    --set train.lr_geometry=5.0e-5 \
+fr train "${GEOMETRY[@]}" \
     --data data/asm128_s16 data/asm128_wide data/profiled128 data/profiled128_mux data/texture128_mux \
-    --repeat 1 1 1 1 3 --out "$RUNS/geometry5" --max-steps 4000 --decay-steps 2000 --workers 1 \
+    --repeat 1 1 1 1 3 --out "$RUNS/geometry5" --max-steps 4000 --decay-steps 2000 \
     $(resume "$RUNS/geometry5" --init "$RUNS/model_fusion5")
 fr train "${FUSION[@]}" --out "$RUNS/fusion6" --max-steps 2400 --decay-steps 1200 \
     $(resume "$RUNS/fusion6" --init "$RUNS/geometry5/best.pt")
+# another geometry warm restart from fusion6's bundle (session 15), the same settings, with the widest poses
+# (asm128_x) and the pitched profiled views (twice an epoch) added (39 % of the samples real); then fusion again
+fr export --checkpoint "$RUNS/fusion6/best.pt" --out "$RUNS/model_fusion6" --half --no-weights --overwrite
+fr train "${GEOMETRY[@]}" --data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 \
+    data/profiled128_mux data/profiled128_pitch data/texture128_mux --repeat 1 1 1 1 1 2 3 \
+    --out "$RUNS/geometry6" --max-steps 5000 --decay-steps 2500 \
+    $(resume "$RUNS/geometry6" --init "$RUNS/model_fusion6")
+fr train "${FUSION[@]}" --out "$RUNS/fusion7" --max-steps 2400 --decay-steps 1200 \
+    $(resume "$RUNS/fusion7" --init "$RUNS/geometry6/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
 #    fusion checkpoint, checked against the one before the geometry restart with the synthetic suite (never
 #    the test photos): its geometry must be better (see MODEL_CARD.md).
-for stage in fusion5 fusion6; do
+for stage in fusion6 fusion7; do
     fr export --checkpoint "$RUNS/$stage/best.pt" --out "$RUNS/model_$stage" --half --no-weights --overwrite
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
 done
-fr export --checkpoint "$RUNS/fusion6/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr export --checkpoint "$RUNS/fusion7/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
