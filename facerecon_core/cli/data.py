@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--crop-jitter", type=float, nargs=2, metavar=("SCALE", "SHIFT"), default=None,
                        help="asm: the crop's side × uniform(1 ± SCALE), its centre moved by σ = SHIFT × side "
                             "(default 0.1 0.04): off-centre crops, as a detector gives on hard photos")
-    synth.add_argument("--pitch-turn", type=float, metavar="DEG", default=None,
+    synth.add_argument("--pitch-turn", type=float, metavar="DEG", default=0.0,
                        help="profiled: also tilt each view's head by a pitch uniform in ±DEG of the photo's "
                             "(at most 45; default 0: yaw turns only, as 300W-LP)")
     synth.set_defaults(run=_synth)

@@ -35,7 +35,7 @@ class SynthRequest:
     fits: Path | None = None  # photo-fit cache folder (profiled, texture)
     poses: PoseRange | None = None  # asm: head-pose ranges (default: PoseRange())
     jitter: CropJitter | None = None  # asm: crop jitter (default: CropJitter())
-    pitch_turn: float | None = None  # profiled: pitch tilt per view, degrees (±; default 0)
+    pitch_turn: float = 0.0  # profiled: pitch tilt per view, degrees (±; 0: yaw turns only)
 
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
@@ -72,14 +72,13 @@ def _variant(request: SynthRequest) -> str:
         raise storage.DatasetError(f"{given[0]} applies to asm data only (profiled and texture data take the poses "
                                    "and framing of their photos)")
     variant = ""
-    if request.pitch_turn is not None:
+    if request.pitch_turn:
         if request.kind != "profiled":
             raise storage.DatasetError("--pitch-turn applies to profiled data only (asm poses follow --pose-range; "
                                        "texture data keeps its photos as taken)")
-        if not 0.0 <= request.pitch_turn <= 45.0:
+        if not 0.0 < request.pitch_turn <= 45.0:
             raise storage.DatasetError(f"--pitch-turn must be in [0, 45] degrees, got {request.pitch_turn:g}")
-        if request.pitch_turn > 0:
-            variant += f" pitch ±{request.pitch_turn:g}"
+        variant += f" pitch ±{request.pitch_turn:g}"
     if request.poses is not None:
         if not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
             raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
@@ -112,7 +111,7 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator
 
-        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn or 0.0)
+        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn)
     from facerecon_core.datasets.texture import TextureGenerator
 
     return TextureGenerator(model, fits, seed=request.seed, res=request.res)
