@@ -151,6 +151,20 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
         assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
     assert np.abs(tilt).max() <= 40.0 + 1e-3 and np.abs(tilt).max() > 5.0, tilt
 
+    # --yaw-range: each view's yaw drawn within ±90°, whatever the photo's; labels still exact
+    request = SynthRequest("profiled", 8, seed=0, out=tmp_path / "yawed", res=128, facemodel=facemodel_path,
+                           photos=(photos,), fits=tmp_path / "fits", yaw_range=90.0)
+    synth(request, progress=False)
+    yawed = storage.ShardedDataset(request.out)
+    assert yawed.spec.generator == plain.spec.generator + " yaw ±90"
+    yaws = np.degrees([yawed[i]["angles"][1] for i in range(8)])
+    assert np.abs(yaws).max() <= 90.0 + 1e-3 and np.abs(yaws).max() > 45.0, yaws
+    s = yawed[int(np.argmax(np.abs(yaws)))]
+    camera128 = CropCamera(128)
+    shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
+    projected = camera128.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
+    assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+
 
 def test_synth_photos_from_a_list_file(tmp_path):
     """``--photos @LIST.txt`` (one path per line) as the bundled model's recipe uses it."""
@@ -187,13 +201,20 @@ def test_pose_range_widens_the_asm_poses(facemodel_path: Path, tmp_path: Path, a
                            poses=PoseRange(pitch=45.0)), progress=False)
 
 
-def test_pitch_turn_is_checked(facemodel_path: Path, tmp_path: Path):
-    """``--pitch-turn`` tilts profiled views only, by at most 45°; refused before anything is written."""
+def test_pitch_turn_and_yaw_range_are_checked(facemodel_path: Path, tmp_path: Path):
+    """``--pitch-turn`` / ``--yaw-range`` pose profiled views only, within 45° / 90°; refused before anything is
+    written."""
     with pytest.raises(storage.DatasetError, match="profiled data only"):
         synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, pitch_turn=20.0),
               progress=False)
     with pytest.raises(storage.DatasetError, match=r"--pitch-turn must be in \[0, 45\] degrees, got 60"):
         synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path, pitch_turn=60.0),
+              progress=False)
+    with pytest.raises(storage.DatasetError, match="--yaw-range applies to profiled data only"):
+        synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path, yaw_range=60.0),
+              progress=False)
+    with pytest.raises(storage.DatasetError, match=r"--yaw-range must be in \[0, 90\] degrees, got 100"):
+        synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path, yaw_range=100.0),
               progress=False)
     assert not list(tmp_path.iterdir())
 

@@ -1,7 +1,8 @@
 """``profiled`` samples: new views of real photos, as 300W-LP was made from 300W.
 
 From a photo's fit (identity + per-vertex offsets, expression, pose, SH), the head is turned to a
-new yaw (steps of 15° from the photo's, out to ±75°), optionally tilted to a new pitch (uniform within
+new yaw (steps of 15° from the photo's, out to ±75°; or, with ``yaw_range``, uniform within ±``yaw_range``
+whatever the photo's, so that near-profiles are as common as frontal views), optionally tilted to a new pitch (uniform within
 ±``pitch_turn`` of the photo's, out to ±45°; 300W-LP turns the yaw only, and photos are seldom taken
 from above or below) and, half of the time, given a new expression.
 The face is re-rendered with the photo's own texture (unwrapped, occluded texels filled by
@@ -63,6 +64,7 @@ class ProfiledGenerator:
     seed: int
     res: int = 256
     pitch_turn: float = 0.0  # degrees (±): a uniform pitch tilt per view; 0 keeps the photo's pitch
+    yaw_range: float = 0.0  # degrees (±): each view's yaw uniform within it; 0: turns in steps from the photo's
 
     def __post_init__(self) -> None:
         if not self.fits:
@@ -77,8 +79,11 @@ class ProfiledGenerator:
         model = self.model
         identity = fit.identity(model)
         angles = fit.angles.astype(np.float64).copy()
-        steps = (1 + rng.choice(len(STEP_WEIGHTS), p=STEP_WEIGHTS / STEP_WEIGHTS.sum())) * rng.choice([-1, 1])
-        angles[1] = np.clip(angles[1] + steps * YAW_STEP, -MAX_YAW, MAX_YAW)
+        if self.yaw_range > 0:
+            angles[1] = rng.uniform(-1.0, 1.0) * np.radians(self.yaw_range)
+        else:
+            steps = (1 + rng.choice(len(STEP_WEIGHTS), p=STEP_WEIGHTS / STEP_WEIGHTS.sum())) * rng.choice([-1, 1])
+            angles[1] = np.clip(angles[1] + steps * YAW_STEP, -MAX_YAW, MAX_YAW)
         if self.pitch_turn > 0:  # drawn only then, so that pitch_turn=0 gives the yaw-only samples unchanged
             tilt = rng.uniform(-1.0, 1.0) * np.radians(self.pitch_turn)
             angles[0] = np.clip(angles[0] + tilt, -MAX_PITCH, MAX_PITCH)

@@ -36,6 +36,7 @@ class SynthRequest:
     poses: PoseRange | None = None  # asm: head-pose ranges (default: PoseRange())
     jitter: CropJitter | None = None  # asm: crop jitter (default: CropJitter())
     pitch_turn: float = 0.0  # profiled: pitch tilt per view, degrees (±; 0: yaw turns only)
+    yaw_range: float = 0.0  # profiled: each view's yaw uniform within ±this, degrees (0: 15° turns)
 
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
@@ -64,7 +65,7 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
 
 
 def _variant(request: SynthRequest) -> str:
-    """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` and name what they change in the
+    """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` / ``--yaw-range`` and name what they change in the
     generator (other values, other samples; "" for the defaults)."""
     options = {"--pose-range": request.poses, "--crop-jitter": request.jitter}
     given = [flag for flag, value in options.items() if value is not None]
@@ -79,6 +80,13 @@ def _variant(request: SynthRequest) -> str:
         if not 0.0 < request.pitch_turn <= 45.0:
             raise storage.DatasetError(f"--pitch-turn must be in [0, 45] degrees, got {request.pitch_turn:g}")
         variant += f" pitch ±{request.pitch_turn:g}"
+    if request.yaw_range:
+        if request.kind != "profiled":
+            raise storage.DatasetError("--yaw-range applies to profiled data only (asm poses follow --pose-range; "
+                                       "texture data keeps its photos as taken)")
+        if not 0.0 < request.yaw_range <= 90.0:
+            raise storage.DatasetError(f"--yaw-range must be in [0, 90] degrees, got {request.yaw_range:g}")
+        variant += f" yaw ±{request.yaw_range:g}"
     if request.poses is not None:
         if not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
             raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
@@ -111,7 +119,8 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator
 
-        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn)
+        return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn,
+                                 yaw_range=request.yaw_range)
     from facerecon_core.datasets.texture import TextureGenerator
 
     return TextureGenerator(model, fits, seed=request.seed, res=request.res)
