@@ -204,18 +204,14 @@ def test_pose_range_widens_the_asm_poses(facemodel_path: Path, tmp_path: Path, a
 def test_pitch_turn_and_yaw_range_are_checked(facemodel_path: Path, tmp_path: Path):
     """``--pitch-turn`` / ``--yaw-range`` pose profiled views only, within 45° / 90°; refused before anything is
     written."""
-    with pytest.raises(storage.DatasetError, match="profiled data only"):
-        synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, pitch_turn=20.0),
-              progress=False)
-    with pytest.raises(storage.DatasetError, match=r"--pitch-turn must be in \[0, 45\] degrees, got 60"):
-        synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path, pitch_turn=60.0),
-              progress=False)
-    with pytest.raises(storage.DatasetError, match="--yaw-range applies to profiled data only"):
-        synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path, yaw_range=60.0),
-              progress=False)
-    with pytest.raises(storage.DatasetError, match=r"--yaw-range must be in \[0, 90\] degrees, got 100"):
-        synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path, yaw_range=100.0),
-              progress=False)
+    refused = [("asm", {"pitch_turn": 20.0}, "--pitch-turn applies to profiled data only"),
+               ("profiled", {"pitch_turn": 60.0}, r"--pitch-turn must be in \[0, 45\] degrees, got 60"),
+               ("texture", {"yaw_range": 60.0}, "--yaw-range applies to profiled data only"),
+               ("profiled", {"yaw_range": 100.0}, r"--yaw-range must be in \[0, 90\] degrees, got 100")]
+    for kind, option, message in refused:
+        with pytest.raises(storage.DatasetError, match=message):
+            synth(SynthRequest(kind, 4, seed=0, out=tmp_path / kind, facemodel=facemodel_path, **option),
+                  progress=False)
     assert not list(tmp_path.iterdir())
 
 

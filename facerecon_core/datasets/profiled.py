@@ -1,10 +1,11 @@
 """``profiled`` samples: new views of real photos, as 300W-LP was made from 300W.
 
 From a photo's fit (identity + per-vertex offsets, expression, pose, SH), the head is turned to a
-new yaw (steps of 15° from the photo's, out to ±75°; or, with ``yaw_range``, uniform within ±``yaw_range``
-whatever the photo's, so that near-profiles are as common as frontal views), optionally tilted to a new pitch (uniform within
-±``pitch_turn`` of the photo's, out to ±45°; 300W-LP turns the yaw only, and photos are seldom taken
-from above or below) and, half of the time, given a new expression.
+new yaw (steps of 15° from the photo's, out to ±75°; or, with ``yaw_range``, uniform within
+±``yaw_range`` whatever the photo's, so that near-profiles are as common as frontal views),
+optionally tilted to a new pitch (uniform within ±``pitch_turn`` of the photo's, out to ±45°; 300W-LP
+turns the yaw only, and photos are seldom taken from above or below) and, half of the time, given a
+new expression.
 The face is re-rendered with the photo's own texture (unwrapped, occluded texels filled by
 symmetry), and the rest of the image is warped consistently: the original face is first inpainted
 away, then control points on the face outline and on two rings around it (3D points that turn

@@ -65,28 +65,24 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
 
 
 def _variant(request: SynthRequest) -> str:
-    """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` / ``--yaw-range`` and name what they change in the
-    generator (other values, other samples; "" for the defaults)."""
+    """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` / ``--yaw-range`` and name what they
+    change in the generator (other values, other samples; "" for the defaults)."""
     options = {"--pose-range": request.poses, "--crop-jitter": request.jitter}
     given = [flag for flag, value in options.items() if value is not None]
     if given and request.kind != "asm":
         raise storage.DatasetError(f"{given[0]} applies to asm data only (profiled and texture data take the poses "
                                    "and framing of their photos)")
     variant = ""
-    if request.pitch_turn:
+    for flag, degrees, limit, name in (("--pitch-turn", request.pitch_turn, 45.0, "pitch"),
+                                       ("--yaw-range", request.yaw_range, 90.0, "yaw")):
+        if not degrees:
+            continue
         if request.kind != "profiled":
-            raise storage.DatasetError("--pitch-turn applies to profiled data only (asm poses follow --pose-range; "
+            raise storage.DatasetError(f"{flag} applies to profiled data only (asm poses follow --pose-range; "
                                        "texture data keeps its photos as taken)")
-        if not 0.0 < request.pitch_turn <= 45.0:
-            raise storage.DatasetError(f"--pitch-turn must be in [0, 45] degrees, got {request.pitch_turn:g}")
-        variant += f" pitch ±{request.pitch_turn:g}"
-    if request.yaw_range:
-        if request.kind != "profiled":
-            raise storage.DatasetError("--yaw-range applies to profiled data only (asm poses follow --pose-range; "
-                                       "texture data keeps its photos as taken)")
-        if not 0.0 < request.yaw_range <= 90.0:
-            raise storage.DatasetError(f"--yaw-range must be in [0, 90] degrees, got {request.yaw_range:g}")
-        variant += f" yaw ±{request.yaw_range:g}"
+        if not 0.0 < degrees <= limit:
+            raise storage.DatasetError(f"{flag} must be in [0, {limit:g}] degrees, got {degrees:g}")
+        variant += f" {name} ±{degrees:g}"
     if request.poses is not None:
         if not all(0.0 <= v <= 90.0 for v in request.poses.degrees()):
             raise storage.DatasetError(f"--pose-range: each of yaw, pitch, roll must be in [0, 90] degrees, "
