@@ -18,18 +18,22 @@ from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
 
 
+def landmark_label_error(facemodel: FaceModel, sample: dict, res: int) -> float:
+    """Max distance (px) between a sample's 2D landmarks and its ASM labels posed and projected."""
+    shape = facemodel.from_uv_map(sample["asm_id"].astype(np.float32) + sample["asm_exp"].astype(np.float32))
+    posed = to_camera(shape, sample["angles"], sample["translation"])[facemodel.landmark_indices]
+    return float(np.abs(CropCamera(res).project(posed) - sample["landmarks_2d"]).max())
+
+
 def test_asm_labels_reproduce_the_landmarks(asm_dataset: Path, facemodel: FaceModel):
     data = storage.ShardedDataset(asm_dataset)
     assert len(data) == 40 and data.complete
-    camera = CropCamera(128)
     for i in range(0, 40, 5):
         s = data[i]
         assert s["image"].shape == (128, 128, 3) and s["image"].dtype == np.uint8
         assert s["asm_id"].shape == s["asm_exp"].shape == (128, 128, 3)
         assert s["face_mask"].dtype == bool and 0.05 < s["face_mask"].mean() < 0.9
-        shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
-        projected = camera.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
-        assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+        assert landmark_label_error(facemodel, s, 128) < 0.5
         np.testing.assert_allclose(s["landmarks_3d"], to_camera(facemodel.vertices(s["id_coeff"], s["exp_coeff"]),
                                    s["angles"], s["translation"])[facemodel.landmark_indices], atol=1e-2)
         assert np.abs(np.degrees(s["angles"])).max() <= 75.0 + 1e-3
@@ -114,7 +118,6 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     photos.mkdir()
     for name in ("image00050.jpg", "image00081.jpg"):
         (photos / name).symlink_to(shared_dir / "faces" / "prnet_aflw2000" / name)
-    camera = CropCamera(256)
     for kind in ("profiled", "texture"):
         request = SynthRequest(kind, 4, seed=0, out=tmp_path / kind, res=256, facemodel=facemodel_path,
                                photos=(photos,), fits=tmp_path / "fits")
@@ -123,9 +126,7 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
         assert len(data) == 4
         for i in range(4):
             s = data[i]
-            shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
-            projected = camera.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
-            assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+            assert landmark_label_error(facemodel, s, 256) < 0.5
             assert np.abs(np.degrees(s["angles"][1])) <= 75.0 + 1e-3
             if kind == "texture":
                 assert s["uv_albedo"].shape == s["uv_texture"].shape == (256, 256, 3)
@@ -146,9 +147,7 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
         s, p = pitched[i], plain[i]
         assert s["angles"][1] == p["angles"][1] and np.array_equal(s["id_coeff"], p["id_coeff"])
         tilt.append(np.degrees(s["angles"][0] - p["angles"][0]))
-        shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
-        projected = camera.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
-        assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+        assert landmark_label_error(facemodel, s, 256) < 0.5
     assert np.abs(tilt).max() <= 40.0 + 1e-3 and np.abs(tilt).max() > 5.0, tilt
 
     # --yaw-range: each view's yaw drawn within ±90°, whatever the photo's; labels still exact
@@ -159,11 +158,7 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     assert yawed.spec.generator == plain.spec.generator + " yaw ±90"
     yaws = np.degrees([yawed[i]["angles"][1] for i in range(8)])
     assert np.abs(yaws).max() <= 90.0 + 1e-3 and np.abs(yaws).max() > 45.0, yaws
-    s = yawed[int(np.argmax(np.abs(yaws)))]
-    camera128 = CropCamera(128)
-    shape = facemodel.from_uv_map(s["asm_id"].astype(np.float32) + s["asm_exp"].astype(np.float32))
-    projected = camera128.project(to_camera(shape, s["angles"], s["translation"])[facemodel.landmark_indices])
-    assert np.abs(projected - s["landmarks_2d"]).max() < 0.5
+    assert landmark_label_error(facemodel, yawed[int(np.argmax(np.abs(yaws)))], 128) < 0.5
 
 
 def test_synth_photos_from_a_list_file(tmp_path):
