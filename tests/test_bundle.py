@@ -16,7 +16,7 @@ import torch
 
 from facerecon_core import paths
 from facerecon_core.inference import BundleError, ModelBundle, decode_pose, encode_pose
-from facerecon_core.inference.export import ExportError, build_network, export_bundle, strip_prefixes
+from facerecon_core.inference.export import ExportError, build_network, check_crops, export_bundle, strip_prefixes
 from facerecon_core.inference.mirror import (REFLECT_SH, average_rotations, mirror_images, reflect_asm,
                                              reflect_pose)
 from facerecon_core.train.checkpoint import FORMAT, checkpoint_state
@@ -120,6 +120,23 @@ def test_onnx_and_torch_runtimes_match_the_network(bundle_dir, trained, fm):
     geo = ModelBundle.load(bundle_dir).run(crops[0], texture=False)
     assert geo.albedo_map is None and geo.A_id.shape == (1, 128, 128, 3)
     np.testing.assert_allclose(geo.A_id[0], want["A_id"][0], atol=1e-4)
+
+
+def test_check_crops_are_faces(fm):
+    """The export check feeds two rendered faces, framed as the landmark crop frames them: one frontal,
+    one turned (its nose tip off the eyes' midline), skin-coloured at the nose, the same on every call."""
+    image, lms = check_crops(fm, 96)
+    assert image.shape == (2, 96, 96, 3) and image.dtype == torch.float32 and lms.shape == (2, 68, 2)
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    lms = lms.numpy()
+    assert (lms > 0).all() and (lms < 96).all() and (np.ptp(lms[:, :, 0], axis=1) > 40).all()
+    off_midline = lms[:, 30, 0] - (lms[:, 36, 0] + lms[:, 45, 0]) / 2  # nose tip vs the outer eye corners
+    assert abs(off_midline[0]) < 1.5 and abs(off_midline[1]) > 5
+    for face, nose in zip(image.numpy(), lms[:, 30].round().astype(int)):
+        r, g, b = face[nose[1], nose[0]]
+        assert r > b + 0.05  # skin, not the grey background
+    again, _ = check_crops(fm, 96)
+    assert torch.equal(image, again)
 
 
 def test_half_inference_only_bundle(bundle_dir, trained, fm, tmp_path):

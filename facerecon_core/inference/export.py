@@ -158,7 +158,7 @@ def _write_bundle(tmp: Path, net: DualStreamNet, config: Config, ckpt: dict, che
 
     from facerecon_core.inference.torch_runtime import full_state
 
-    specs = graph_specs(net, config.model.input_size)
+    specs = graph_specs(net, config.model.input_size, model)
     batch = {0: "batch"}
     graphs = {}
     for name, (module, args, inputs, outputs) in specs.items():
@@ -227,21 +227,53 @@ def _check_graphs(folder: Path) -> None:
             raise ExportError(f"exported {name} fails the ONNX checker ({exc})") from None
 
 
-def graph_specs(net: DualStreamNet, input_size: int) -> dict[str, tuple]:
-    """Per graph: (torch module, tracing inputs (random crops and landmarks, batch 2), input names, output names)."""
+def graph_specs(net: DualStreamNet, input_size: int, facemodel) -> dict[str, tuple]:
+    """Per graph: (torch module, inputs (:func:`check_crops` and their landmarks, batch 2), input names,
+    output names). The inputs trace the graphs and check them against torch."""
     from facerecon_core.inference.torch_runtime import GeometryGraph, TextureGraph
 
-    gen = torch.Generator().manual_seed(0)
-    image = torch.rand(2, input_size, input_size, 3, generator=gen)
-    lms = input_size * (0.25 + 0.5 * torch.rand(2, N_LANDMARKS, 2, generator=gen))
+    image, lms = check_crops(facemodel, input_size)
     with torch.no_grad():
         p_t = GeometryGraph(net)(image)[2]
     return {"geometry": (GeometryGraph(net), (image,), GEOMETRY_INPUTS, GEOMETRY_OUTPUTS),
             "texture": (TextureGraph(net), (image, lms, p_t), TEXTURE_INPUTS, TEXTURE_OUTPUTS)}
 
 
+def check_crops(facemodel, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two face crops rendered from ``facemodel`` (NHWC in [0, 1]) and their 68 landmarks (crop pixels).
+
+    The export check feeds what the network is made for: a seeded random face (identity, expression
+    and albedo drawn from the model's priors) seen frontally and turned (yaw 35°, pitch −10°, roll 5°),
+    lit from the front-left, over a grey gradient. On uniform noise the activations leave the range
+    faces give them, and float16-stored weights then differ by more than on any face (MODEL_CARD.md).
+    """
+    from facerecon_core.datasets.asm import render_face
+    from facerecon_core.datasets.expressions import ExpressionPrior
+    from facerecon_core.datasets.scene import place_in_crop
+    from facerecon_core.pose import CropCamera, to_camera
+
+    rng = np.random.default_rng(0)
+    camera = CropCamera(size)
+    identity = facemodel.vertices(0.7 * rng.standard_normal(facemodel.n_id).astype(np.float32))
+    shape = identity + facemodel.expression_offsets(ExpressionPrior.from_model(facemodel).sample(rng))
+    albedo = facemodel.albedo((0.5 * rng.standard_normal(facemodel.n_albedo)).astype(np.float32))
+    sh = np.zeros((3, 9), np.float32)
+    sh[:, 0], sh[:, 1:4] = 0.85, (0.1, 0.3, -0.2)  # basis order 1, y, z, x: ambient, key light from front-left
+    ramp = np.linspace(70.0, 190.0, size, dtype=np.float32)
+    background = np.repeat(((ramp[:, None] + ramp[None, ::-1]) / 2)[..., None], 3, axis=2).astype(np.uint8)
+    images, landmarks = [], []
+    for degrees in ((0.0, 0.0, 0.0), (-10.0, 35.0, 5.0)):  # (pitch, yaw, roll)
+        angles = np.radians(degrees)
+        translation = place_in_crop(shape[facemodel.landmark_indices], angles, size)
+        verts_cam = to_camera(shape, angles, translation)
+        image, _ = render_face(verts_cam, facemodel.triangles, albedo, sh, background, camera)
+        images.append(image.astype(np.float32) / 255.0)
+        landmarks.append(camera.project(verts_cam[facemodel.landmark_indices]).astype(np.float32))
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(landmarks))
+
+
 def verify_graphs(folder: Path, specs: dict) -> dict[str, float]:
-    """Max |onnxruntime − torch| per output of the graphs in ``folder`` on the tracing inputs (batch 2) and
+    """Max |onnxruntime − torch| per output of the graphs in ``folder`` on the check crops (batch 2) and
     on a batch of 1 (``specs`` as :func:`graph_specs` gives)."""
     import onnxruntime as ort
 
@@ -326,7 +358,8 @@ def _manifest(config: Config, ckpt: dict, checkpoint: Path, model, ckpt_hash: st
                      "best_metric": float(best) if isinstance(best, (int, float)) and math.isfinite(best) else None,
                      "checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)},
         "verification": {"max_abs_diff": diffs, "tolerance": tolerance,
-                         "what": "onnxruntime (CPU) vs torch on random crops, batches 2 and 1"},
+                         "what": "onnxruntime (CPU) vs torch on two rendered face crops (check_crops), "
+                                 "batches 2 and 1"},
         "config": config.to_dict(),
     }
 

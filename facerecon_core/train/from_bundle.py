@@ -71,7 +71,8 @@ def checkpoint_from_bundle(folder: str | Path, facemodel) -> StartWeights:
         net = build_from_state(config, load_file(str(folder / manifest["weights"]["file"])))
     else:
         net = DualStreamNet(inference_config(config), facemodel).eval()
-    specs = graph_specs(net, config.model.input_size)  # its modules wrap ``net``: they see the weights loaded below
+    # the specs' modules wrap ``net``: they see the weights loaded below
+    specs = graph_specs(net, config.model.input_size, facemodel)
     folded = False if with_weights else _load_from_graphs(net, folder, specs)
     diffs = verify_graphs(folder, specs)
     worst = max(diffs.values(), default=0.0)
