@@ -116,8 +116,8 @@ fr train "${FUSION[@]}" --out "$RUNS/fusion8" --max-steps 2400 --decay-steps 120
 #    fusion checkpoint, checked against the one before the geometry restart on held-out data only (never the
 #    test photos): the synthetic suite and the landmark loss L_ali on every real-photo set's held-out samples
 #    (see MODEL_CARD.md).
+fr export --checkpoint "$RUNS/fusion8/best.pt" --out "$RUNS/model_fusion8" --half --no-weights --overwrite  # fusion7's: step 2
 for stage in fusion7 fusion8; do
-    fr export --checkpoint "$RUNS/$stage/best.pt" --out "$RUNS/model_$stage" --half --no-weights --overwrite
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
 done
 fr validate --stage fusion --checkpoint "$RUNS/model_fusion7" "$RUNS/model_fusion8" --data data/texture128_mux \
