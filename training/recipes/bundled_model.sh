@@ -111,19 +111,27 @@ fr train "${GEOMETRY[@]}" --data data/asm128_s16 data/asm128_x data/asm128_wide 
     $(resume "$RUNS/geometry7" --init "$RUNS/model_fusion7")
 fr train "${FUSION[@]}" --out "$RUNS/fusion8" --max-steps 2400 --decay-steps 1200 \
     $(resume "$RUNS/fusion8" --init "$RUNS/geometry7/best.pt")
+# and another from fusion8's bundle (session 18), the same data, at twice the rate (1e-4, half the config's)
+fr export --checkpoint "$RUNS/fusion8/best.pt" --out "$RUNS/model_fusion8" --half --no-weights --overwrite
+fr train "${GEOMETRY[@]}" --set train.lr_geometry=1.0e-4 --data data/asm128_s16 data/asm128_x data/asm128_wide \
+    data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw data/texture128_mux \
+    --repeat 1 1 1 2 1 2 2 5 --out "$RUNS/geometry8" --max-steps 7000 --decay-steps 3500 \
+    $(resume "$RUNS/geometry8" --init "$RUNS/model_fusion8")
+fr train "${FUSION[@]}" --out "$RUNS/fusion9" --max-steps 2400 --decay-steps 1200 \
+    $(resume "$RUNS/fusion9" --init "$RUNS/geometry8/best.pt")
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
 #    fusion checkpoint, checked against the one before the geometry restart on held-out data only (never the
 #    test photos): the synthetic suite and the landmark loss L_ali on every real-photo set's held-out samples
 #    (see MODEL_CARD.md).
-fr export --checkpoint "$RUNS/fusion8/best.pt" --out "$RUNS/model_fusion8" --half --no-weights --overwrite  # fusion7's: step 2
-for stage in fusion7 fusion8; do
+fr export --checkpoint "$RUNS/fusion9/best.pt" --out "$RUNS/model_fusion9" --half --no-weights --overwrite  # fusion8's: step 2
+for stage in fusion8 fusion9; do
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
 done
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion7" "$RUNS/model_fusion8" --data data/texture128_mux \
+fr validate --stage fusion --checkpoint "$RUNS/model_fusion8" "$RUNS/model_fusion9" --data data/texture128_mux \
     data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion7" "$RUNS/model_fusion8" --data data/texture128_mux --below 380
-fr export --checkpoint "$RUNS/fusion8/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr validate --stage fusion --checkpoint "$RUNS/model_fusion8" "$RUNS/model_fusion9" --data data/texture128_mux --below 380
+fr export --checkpoint "$RUNS/fusion9/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
