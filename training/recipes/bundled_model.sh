@@ -104,18 +104,18 @@ fr train "${FUSION[@]}" --out "$RUNS/fusion7" --max-steps 2400 --decay-steps 120
     $(resume "$RUNS/fusion7" --init "$RUNS/geometry6/best.pt")
 # and another from fusion7's bundle (session 17), the same settings, with the views at any yaw added and the
 # photos oversampled more (profiled128 twice, the photo triplets five times an epoch: 55 % of the samples real)
+ANY_YAW=(--data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 data/profiled128_mux
+         data/profiled128_pitch data/profiled128_yaw data/texture128_mux --repeat 1 1 1 2 1 2 2 5)
 fr export --checkpoint "$RUNS/fusion7/best.pt" --out "$RUNS/model_fusion7" --half --no-weights --overwrite
-fr train "${GEOMETRY[@]}" --data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 \
-    data/profiled128_mux data/profiled128_pitch data/profiled128_yaw data/texture128_mux --repeat 1 1 1 2 1 2 2 5 \
-    --out "$RUNS/geometry7" --max-steps 8000 --decay-steps 4000 \
+fr train "${GEOMETRY[@]}" "${ANY_YAW[@]}" --out "$RUNS/geometry7" --max-steps 8000 --decay-steps 4000 \
     $(resume "$RUNS/geometry7" --init "$RUNS/model_fusion7")
 fr train "${FUSION[@]}" --out "$RUNS/fusion8" --max-steps 2400 --decay-steps 1200 \
     $(resume "$RUNS/fusion8" --init "$RUNS/geometry7/best.pt")
-# and another from fusion8's bundle (session 18), the same data, at twice the rate (1e-4, half the config's)
+# and another from fusion8's bundle (session 18), the same data, at twice the rate (1e-4, half the config's;
+# the later --set wins)
 fr export --checkpoint "$RUNS/fusion8/best.pt" --out "$RUNS/model_fusion8" --half --no-weights --overwrite
-fr train "${GEOMETRY[@]}" --set train.lr_geometry=1.0e-4 --data data/asm128_s16 data/asm128_x data/asm128_wide \
-    data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw data/texture128_mux \
-    --repeat 1 1 1 2 1 2 2 5 --out "$RUNS/geometry8" --max-steps 7000 --decay-steps 3500 \
+fr train "${GEOMETRY[@]}" "${ANY_YAW[@]}" --set train.lr_geometry=1.0e-4 \
+    --out "$RUNS/geometry8" --max-steps 7000 --decay-steps 3500 \
     $(resume "$RUNS/geometry8" --init "$RUNS/model_fusion8")
 fr train "${FUSION[@]}" --out "$RUNS/fusion9" --max-steps 2400 --decay-steps 1200 \
     $(resume "$RUNS/fusion9" --init "$RUNS/geometry8/best.pt")
