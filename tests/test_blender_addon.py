@@ -441,9 +441,9 @@ def test_zip_installs_as_a_legacy_addon(addon_zip, shared_dir, tmp_path):
     assert res["counts"] == [38365, 76073] and res["keys"] == 12
 
 
-def test_mirror_option_reaches_the_pipeline(test_bundle, facemodel_path, shared_dir):
-    """The panel's / operator's "Mirror averaging" and the batch script's --no-mirror: the services
-    run the cached Reconstructor with or without the mirrored crop."""
+def test_mirror_and_shift_options_reach_the_pipeline(test_bundle, facemodel_path, shared_dir):
+    """The panel's / operator's "Mirror averaging" and "Shift averaging" and the batch script's --no-mirror
+    and --no-shifts: the services run the cached Reconstructor with or without the mirrored / shifted crops."""
     addon = load_addon_package()
     rec_mod = importlib.import_module(addon.__name__ + ".services.reconstruct")
     batch = importlib.import_module(addon.__name__ + ".services.batch")
@@ -456,6 +456,11 @@ def test_mirror_option_reaches_the_pipeline(test_bundle, facemodel_path, shared_
     assert plain.shape == mirrored.shape and not np.allclose(plain, mirrored)
     assert batch.parse_args(["--input", "a", "--output", "b", "--no-mirror"]).no_mirror is True
     assert batch.parse_args(["--input", "a", "--output", "b"]).no_mirror is False
+    unshifted = rec_mod.run(photo, shifts=False, texture_size=64, bundle_dir=test_bundle, facemodel=facemodel_path)
+    assert reconstructor.shifts is False  # the run set it on the cached Reconstructor
+    assert not np.allclose(unshifted.faces[0].identity_vertices, mirrored)
+    assert batch.parse_args(["--input", "a", "--output", "b", "--no-shifts"]).no_shifts is True
+    assert batch.parse_args(["--input", "a", "--output", "b"]).no_shifts is False
 
 
 @pytest.mark.slow

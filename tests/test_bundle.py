@@ -19,6 +19,7 @@ from facerecon_core.inference import BundleError, ModelBundle, decode_pose, enco
 from facerecon_core.inference.export import ExportError, build_network, check_crops, export_bundle, strip_prefixes
 from facerecon_core.inference.mirror import (REFLECT_SH, average_rotations, mirror_images, reflect_asm,
                                              reflect_pose)
+from facerecon_core.inference.shift import shift_images, shift_offsets, unshift_pose
 from facerecon_core.train.checkpoint import FORMAT, checkpoint_state
 from facerecon_core.model import Config, DualStreamNet
 from facerecon_core.model import decode_pose as torch_decode_pose
@@ -175,13 +176,15 @@ def test_numpy_pose_decoding_mirrors_torch():
     np.testing.assert_allclose(encode_pose(got_a, got_t), p_h.numpy(), atol=1e-9)
 
 
-def test_mirror_averaging_is_exactly_mirror_symmetric(bundle_dir, fm):
+@pytest.mark.parametrize("shifts", [False, True])
+def test_mirror_averaging_is_exactly_mirror_symmetric(bundle_dir, fm, shifts):
     """``run(mirror=True)`` on mirrored crops gives the reflection of its prediction on the crops (the
-    average is symmetric by construction), and the average lies between the two single predictions."""
+    average is symmetric by construction, with the shifted copies too: their offsets are mirror symmetric),
+    and without shifts the average lies between the two single predictions."""
     bundle = ModelBundle.load(bundle_dir, facemodel=fm)
     crops, _ = inputs(batch=2, seed=3)
-    out = bundle.run(crops, texture=False, mirror=True)
-    flipped = bundle.run(mirror_images(crops), texture=False, mirror=True)
+    out = bundle.run(crops, texture=False, mirror=True, shifts=shifts)
+    flipped = bundle.run(mirror_images(crops), texture=False, mirror=True, shifts=shifts)
     np.testing.assert_allclose(flipped.A_id, reflect_asm(out.A_id), atol=1e-4)
     np.testing.assert_allclose(flipped.A_exp, reflect_asm(out.A_exp), atol=1e-4)
     np.testing.assert_allclose(flipped.sh, out.sh * REFLECT_SH, atol=1e-5)
@@ -189,10 +192,41 @@ def test_mirror_averaging_is_exactly_mirror_symmetric(bundle_dir, fm):
     np.testing.assert_allclose(flipped.angles, angles, atol=1e-5)
     np.testing.assert_allclose(flipped.translation, translation, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(bundle.decode_pose(out.p_h)[1], out.translation, rtol=1e-5, atol=1e-3)
+    if shifts:
+        return
     single = bundle.run(crops, texture=False)
     mirror_single = bundle.run(mirror_images(crops), texture=False)
     np.testing.assert_allclose(out.A_id, 0.5 * (single.A_id + reflect_asm(mirror_single.A_id)), atol=1e-4)
     np.testing.assert_array_equal(out.albedo_coefficients, single.albedo_coefficients)  # p_t: the crops' own
+
+
+def test_shifted_crop_prediction_is_moved_back_to_the_crop(bundle_dir, fm):
+    """:func:`unshift_pose` by (−dx, −dy) moves the head origin's image by exactly (dx, dy) and the face's
+    landmarks by that to within their depth's ratio to the origin's (perspective); ``shift_images`` moves the
+    content and repeats the edge; ``run(shifts=True)`` averages the five views: near the plain prediction,
+    the same p_t."""
+    camera, size, t_scale = CropCamera(128), 128, 10.0
+    angles, translation = np.array([[0.1, -0.4, 0.05]]), np.array([[8.0, -5.0, -950.0]])
+    points = np.vstack([np.zeros((1, 3)), fm.vertices(np.zeros(fm.n_id, np.float32))[fm.landmark_indices]])
+    where = camera.project(to_camera(points, angles[0], translation[0]))
+    dx, dy = 3, -2
+    moved = camera.project(to_camera(points, angles[0], decode_pose(unshift_pose(encode_pose(angles, translation),
+                                                                                 -dx, -dy, size, t_scale))[1][0]))
+    np.testing.assert_allclose(moved[0], where[0] + [dx, dy], atol=1e-6)
+    np.testing.assert_allclose(moved[1:], where[1:] + [dx, dy], atol=0.08 * np.hypot(dx, dy))
+    image = np.arange(2 * 5 * 5 * 3).reshape(2, 5, 5, 3)
+    shifted = shift_images(image, 1, 2)
+    np.testing.assert_array_equal(shifted[:, 2:, 1:], image[:, :3, :4])
+    np.testing.assert_array_equal(shifted[:, :2, 0], np.repeat(image[:, :1, 0], 2, axis=1))
+    assert shift_offsets(128) == [(0, 0), (2, 2), (-2, -2), (-2, 2), (2, -2)] and shift_offsets(16)[1] == (1, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        shift_images(image, 5, 0)
+    bundle = ModelBundle.load(bundle_dir, facemodel=fm)
+    crops, _ = inputs(batch=2, seed=3)
+    plain, averaged = bundle.run(crops, texture=False), bundle.run(crops, texture=False, shifts=True)
+    np.testing.assert_array_equal(averaged.albedo_coefficients, plain.albedo_coefficients)
+    assert averaged.A_id.shape == plain.A_id.shape and averaged.p_h.shape == plain.p_h.shape
+    assert 0 < np.abs(averaged.A_id - plain.A_id).max() < 0.5 * np.abs(plain.A_id).max()
 
 
 def test_reflected_pose_projects_to_the_mirror_image(facemodel):

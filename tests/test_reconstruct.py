@@ -251,6 +251,24 @@ def test_mirror_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, 
     assert parser.parse_args(["reconstruct", *cli_args[1:]]).no_mirror is False
 
 
+def test_shift_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, recon_facemodel, photos, result,
+                                                                 monkeypatch):
+    """The pipeline also averages over shifted crops; ``shifts=False`` (CLI ``--no-shifts``) does not."""
+    from facerecon_core.cli import build_parser
+    from facerecon_core.pipeline import Reconstructor
+
+    assert reconstructor.shifts is True
+    calls = spy_on_runs(monkeypatch, reconstructor.bundle, "shifts")
+    plain = Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=256, shifts=False)
+    unshifted = plain.reconstruct(photos / PHOTO)[0]
+    assert calls == [False]
+    assert not np.allclose(unshifted.identity_vertices, result[0][0].identity_vertices, atol=1e-3)
+    parser = build_parser()
+    assert parser.parse_args(["reconstruct", "--no-shifts", "x.jpg", "-o", "x"]).no_shifts is True
+    assert parser.parse_args(["reconstruct", "x.jpg", "-o", "x"]).no_shifts is False
+    assert parser.parse_args(["eval", "--no-shifts", "--out", "x"]).no_shifts is True
+
+
 def test_light_is_fitted_to_the_photo_by_default(reconstructor, recon_facemodel, photos, result, monkeypatch):
     """The default light is fitted to the photo (it changes only ``sh``); ``light="network"`` (CLI
     ``--light network``) keeps the network's prediction."""

@@ -23,6 +23,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-camera", action="store_true", help="no photo camera in the .blend")
     parser.add_argument("--no-mirror", action="store_true",
                         help="run the network on the photo only (default: averaged with the mirrored photo)")
+    parser.add_argument("--no-shifts", action="store_true",
+                        help="no averaging over shifted crops (default: the crop and four slightly shifted copies)")
     parser.add_argument("--no-shape-keys", action="store_true")
     parser.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled one)")
     parser.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the bundled one)")
@@ -55,6 +57,7 @@ def main(argv: list[str]) -> int:
         try:
             result = reconstruct.run(photo, refine=args.refine, all_faces=args.all_faces,
                                      texture_size=args.texture_size, mirror=not args.no_mirror,
+                                     shifts=not args.no_shifts,
                                      bundle_dir=args.model, facemodel=args.facemodel)
         except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:
             failed += 1

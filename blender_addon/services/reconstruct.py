@@ -99,11 +99,12 @@ def one_line(exc: BaseException) -> str:
 
 
 def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_size: int = 1024,
-        mirror: bool = True, progress: ProgressFn | None = None,
+        mirror: bool = True, shifts: bool = True, progress: ProgressFn | None = None,
         cancel: threading.Event | None = None, bundle_dir: Path | None = None, facemodel: Path | None = None) -> Result:
     """Reconstruct the face(s) of ``photo``; raises :class:`ReconstructionFailed` or :class:`Cancelled`.
 
-    ``mirror``: average the geometry with the prediction for the mirrored photo (the pipeline's default)."""
+    ``mirror``, ``shifts``: average the geometry with the predictions for the mirrored crop and for shifted
+    copies of it (the pipeline's defaults)."""
     photo = Path(photo)
     cancel = cancel or threading.Event()
 
@@ -128,6 +129,7 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_
         with _lock:  # one reconstruction at a time per Reconstructor
             reconstructor.texture_size = int(texture_size)
             reconstructor.mirror = bool(mirror)
+            reconstructor.shifts = bool(shifts)
             faces = reconstructor.reconstruct(str(photo), all_faces=bool(all_faces), refine=int(refine),
                                               progress=report)
         if cancel.is_set():

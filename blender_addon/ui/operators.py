@@ -13,7 +13,7 @@ from ..services import job as job_service
 PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.bmp;*.tif;*.tiff;*.webp;*.JPG;*.JPEG;*.PNG"
 TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256, 512, 1024, 2048)]
 TIMER_SECONDS = 0.1
-OPTION_NAMES = ("refine_steps", "texture_size", "shape_keys", "all_faces", "mirror", "add_camera")  # panel order
+OPTION_NAMES = ("refine_steps", "texture_size", "shape_keys", "all_faces", "mirror", "shifts", "add_camera")  # panel order
 
 # last run's timings (seconds), for the benchmark and the panel
 LAST_TIMINGS: dict[str, float] = {}
@@ -21,7 +21,7 @@ LAST_TIMINGS: dict[str, float] = {}
 
 def _options(op) -> dict:
     return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size),
-            "mirror": bool(op.mirror)}
+            "mirror": bool(op.mirror), "shifts": bool(op.shifts)}
 
 
 def _build(op, context, result) -> str:
@@ -67,6 +67,9 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
     all_faces: BoolProperty(name="All faces", default=False, description="Every face in the photo, not only the largest")
     mirror: BoolProperty(name="Mirror averaging", default=True,
                          description="Average the shape and pose with those found in the mirrored photo (steadier)")
+    shifts: BoolProperty(name="Shift averaging", default=True,
+                         description="Average the shape and pose with those found in four slightly shifted crops "
+                                     "(steadier landmarks)")
     add_camera: BoolProperty(name="Photo camera", default=True,
                              description="A camera matching the photo's pose, with the photo as its background")
     browse: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})

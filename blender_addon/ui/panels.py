@@ -19,6 +19,7 @@ class FACERECON_PG_settings(bpy.types.PropertyGroup):
     shape_keys: BoolProperty(name="Shape keys", default=True)
     all_faces: BoolProperty(name="All faces", default=False)
     mirror: BoolProperty(name="Mirror averaging", default=True)
+    shifts: BoolProperty(name="Shift averaging", default=True)
     add_camera: BoolProperty(name="Photo camera", default=True)
 
 

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-mirror", action="store_true",
                         help="run our network on the crop only (default: averaged with the mirrored crop, as "
                              "`facerecon reconstruct` does)")
+    parser.add_argument("--no-shifts", action="store_true",
+                        help="no averaging over shifted crops (default: the crop and four copies shifted by "
+                             "1/64 of its size, as `facerecon reconstruct` does)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     parser.add_argument("--out", type=Path, required=True, help="report folder (REPORT_DIR)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -48,7 +51,7 @@ def _eval(args: argparse.Namespace) -> int:
     bundles = list(args.ablation or ([args.model] if args.model else []))
     try:
         ours = [OursPeer.load(d, model, name=(d.name if args.ablation else "ours"), threads=args.threads,
-                              mirror=not args.no_mirror)
+                              mirror=not args.no_mirror, shifts=not args.no_shifts)
                 for d in bundles]
     except BundleError as exc:
         print(f"facerecon eval: error: {exc}", file=sys.stderr)

@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "reconstructed face and texture (default) or the network's prediction as it is")
     parser.add_argument("--no-mirror", action="store_true",
                         help="run the geometry stream on each crop only (default: averaged with its mirror image)")
+    parser.add_argument("--no-shifts", action="store_true",
+                        help="no averaging over shifted crops (default: the crop and four copies shifted by 1/64 "
+                             "of its size)")
     parser.add_argument("--recrop", action="store_true",
                         help="a second network pass on the crop around the first pass's landmarks (off by default: "
                              "it makes the bundled model's landmarks worse, see MODEL_CARD.md)")
@@ -108,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         try:
             reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
                                           device=args.device, texture_size=args.texture_size, refine=args.refine,
-                                          mirror=not args.no_mirror, recrop=args.recrop, light=args.light)
+                                          mirror=not args.no_mirror, shifts=not args.no_shifts,
+                                          recrop=args.recrop, light=args.light)
         except (BundleError, FaceModelError) as exc:
             return _error(str(exc))
         names = output_names(photos)

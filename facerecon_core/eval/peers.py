@@ -90,12 +90,15 @@ class Peer:
 # ------------------------------------------------------------------------------------------ ours
 class OursPeer(Peer):
     """Our network from an exported bundle; ``texture=True`` also runs the texture stream;
-    ``mirror`` averages with the mirrored crop as the reconstruction pipeline does."""
+    ``mirror`` and ``shifts`` average with the mirrored and the shifted crops as the reconstruction
+    pipeline does."""
 
     needs_landmarks = False
 
-    def __init__(self, bundle, model: FaceModel, name: str = "ours", texture: bool = False, mirror: bool = True):
-        self.bundle, self.model, self.name, self.texture, self.mirror = bundle, model, name, texture, mirror
+    def __init__(self, bundle, model: FaceModel, name: str = "ours", texture: bool = False, mirror: bool = True,
+                 shifts: bool = True):
+        self.bundle, self.model, self.name, self.texture = bundle, model, name, texture
+        self.mirror, self.shifts = mirror, shifts
 
     @classmethod
     def load(cls, model_dir, model: FaceModel, name: str = "ours", threads: int | None = None, **kw) -> OursPeer:
@@ -108,7 +111,8 @@ class OursPeer(Peer):
         s = crops.shape[1]
         small, lms = _resample(np.asarray(crops), landmarks, size)
         texture = self.texture and lms is not None
-        out = self.bundle.run(small, lms.astype(np.float32) if texture else None, texture=texture, mirror=self.mirror)
+        out = self.bundle.run(small, lms.astype(np.float32) if texture else None, texture=texture, mirror=self.mirror,
+                               shifts=self.shifts)
         cam = CropCamera(size)
         back = Crop(0.0, 0.0, float(s), size)  # network crop pixels ↔ input crop pixels
         shapes = self.model.from_uv_map(out.shape_map)

@@ -329,7 +329,7 @@ def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | Anno
     """Paper Table II: E_pho and MAE of ours (with the fitted and with the network's light) and of the
     linear baseline on real photos."""
     prepared = {} if prepared is None else prepared
-    tex = OursPeer(ours.bundle, model, ours.name, texture=True, mirror=ours.mirror)
+    tex = OursPeer(ours.bundle, model, ours.name, texture=True, mirror=ours.mirror, shifts=ours.shifts)
     region_vertices = model.face_vertices()
     region_tri = model.triangles[region_vertices[model.triangles].all(axis=1)]
     rows, example = [], None

@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from facerecon_core.inference.mirror import average_with_mirror, mirror_images
+from facerecon_core.inference.mirror import average_rotations, average_with_mirror, mirror_images
+from facerecon_core.inference.shift import shift_images, shift_offsets, unshift_pose
 from facerecon_core.pose import FOCAL_PER_PIXEL
 
 BUNDLE_FORMAT = "facerecon-bundle-1"
@@ -350,20 +351,36 @@ class ModelBundle:
                            float(pose["focal_per_pixel"])).astype(np.float32)
 
     def run(self, crops: np.ndarray, landmarks: np.ndarray | None = None, texture: bool = True,
-            mirror: bool = False) -> NetworkOutput:
+            mirror: bool = False, shifts: bool = False) -> NetworkOutput:
         """Run the network on crops (B, S, S, 3) uint8 RGB (or float in [0, 1]) and their 68
         landmarks (B, 68, 2) in crop pixels (a single crop (S, S, 3) / (68, 2) is a batch of one).
         ``texture=False`` runs the geometry stream only (landmarks not needed, ``albedo_map`` None).
         ``mirror=True`` also runs the geometry stream on the mirrored crops and averages the shape,
-        pose and light with theirs (:mod:`.mirror`; twice the geometry cost); p_t and the texture
-        stream come from the crops as given."""
+        pose and light with theirs (:mod:`.mirror`; twice the geometry cost). ``shifts=True`` does the
+        same with four diagonally shifted copies of each crop (:mod:`.shift`; five times the cost, ten
+        with ``mirror``). p_t and the texture stream come from the crops as given."""
         image = self._image(crops)
+        b, size = image.shape[0], image.shape[1]
+        offsets = shift_offsets(size) if shifts else [(0, 0)]
+        views = np.concatenate([shift_images(image, dx, dy) for dx, dy in offsets])
         a_id, a_exp, p_t, p_l, p_h = self._runner.geometry(
-            np.concatenate([image, mirror_images(image)]) if mirror else image)
+            np.concatenate([views, mirror_images(views)]) if mirror else views)
         angles, translation = self.decode_pose(p_h)
         if mirror:  # one run on the crops and their mirror images: average the halves
             a_id, a_exp, p_l, angles, translation = average_with_mirror(a_id, a_exp, p_l, angles, translation)
-            p_t, p_h = p_t[:len(image)], self.encode_pose(angles, translation)
+            p_h = self.encode_pose(angles, translation)
+        p_t = p_t[:b]
+        if shifts:  # rows [k·B, (k+1)·B) are offset k's: undo each shift on the pose, then average
+            t_scale = float(self.manifest["pose"]["t_scale"])
+            p_h = np.stack([unshift_pose(p_h[k * b:(k + 1) * b], dx, dy, size, t_scale)
+                            for k, (dx, dy) in enumerate(offsets)])
+            a_id, a_exp, p_l = (x.reshape(len(offsets), b, *x.shape[1:]).mean(axis=0) for x in (a_id, a_exp, p_l))
+            mean = p_h.mean(axis=0)
+            mean[:, :3] = average_rotations(*p_h[:, :, :3])
+            angles, translation = self.decode_pose(mean)
+            a_id, a_exp, p_l, angles, translation = (np.asarray(x, np.float32)
+                                                     for x in (a_id, a_exp, p_l, angles, translation))
+            p_h = self.encode_pose(angles, translation)
         out = NetworkOutput(A_id=a_id, A_exp=a_exp, albedo_coefficients=p_t, sh=p_l, angles=angles,
                             translation=translation, p_h=p_h)
         if texture and landmarks is not None:

@@ -38,9 +38,10 @@ def reflect_pose(angles: np.ndarray, translation: np.ndarray) -> tuple[np.ndarra
     return np.asarray(angles) * REFLECT_ANGLES, np.asarray(translation) * REFLECT_XYZ
 
 
-def average_rotations(angles_a: np.ndarray, angles_b: np.ndarray) -> np.ndarray:
-    """(pitch, yaw, roll) (B, 3) of the rotation closest (Frobenius) to the mean of the two rotation matrices."""
-    mean = 0.5 * (euler_to_matrix(angles_a) + euler_to_matrix(angles_b))
+def average_rotations(*angles: np.ndarray) -> np.ndarray:
+    """(pitch, yaw, roll) (B, 3) of the rotation closest (Frobenius) to the mean of the rotation matrices
+    of the given (B, 3) angle arrays."""
+    mean = sum(euler_to_matrix(a) for a in angles) / len(angles)
     u, _, vt = np.linalg.svd(mean)
     fix = np.ones(mean.shape[:-1])
     fix[..., -1] = np.sign(np.linalg.det(u @ vt))

@@ -125,6 +125,8 @@ class Reconstructor:
     (torch-free) or ``torch``; ``device``: ``auto``, ``cpu`` or ``cuda``. ``texture_size``: side of the
     albedo texture. ``refine``: default number of photometric refinement steps (torch). ``mirror``:
     average each geometry prediction with the one for the mirrored crop (:mod:`facerecon_core.inference.mirror`).
+    ``shifts``: and with those for four copies of the crop shifted by 1/64 of its size
+    (:mod:`facerecon_core.inference.shift`).
     ``recrop``: a second network pass on the crop around the landmarks the first pass predicted (3DDFA_V2's
     scheme; off by default: on held-out synthetic faces it made the bundled model's landmarks worse, 2.44 →
     2.48 % NME, MODEL_CARD.md).
@@ -135,7 +137,7 @@ class Reconstructor:
     def __init__(self, model: str | os.PathLike | ModelBundle | None = None, *,
                  facemodel: FaceModel | str | os.PathLike | None = None, runtime: str = "onnx",
                  device: str = "auto", texture_size: int = 512, refine: int = 0, mirror: bool = True,
-                 recrop: bool = False, light: str = "fit",
+                 shifts: bool = True, recrop: bool = False, light: str = "fit",
                  detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
                  progress: Progress | None = None) -> None:
         if texture_size < 8:
@@ -154,6 +156,7 @@ class Reconstructor:
         self.texture_size = int(texture_size)
         self.refine_steps = int(refine)
         self.mirror = bool(mirror)
+        self.shifts = bool(shifts)
         self.recrop = bool(recrop)
         self.light = light
         self.progress = progress
@@ -213,7 +216,7 @@ class Reconstructor:
         timings["network"] = 0.0
         crops2, recropped, images2 = crops1, [False] * len(faces), images1
         if self.recrop:
-            out1 = self.bundle.run(images1, texture=False, mirror=self.mirror)
+            out1 = self.bundle.run(images1, texture=False, mirror=self.mirror, shifts=self.shifts)
             timings["network"] = _ms(t0)
             t0 = stage("recrop")
             lm1 = self.decoder.project(self.decoder.landmarks_3d(out1), out1.angles, out1.translation, size)
@@ -223,7 +226,7 @@ class Reconstructor:
             timings["crop"] += _ms(t0)
             t0 = time.perf_counter()
         target = np.stack([c.to_crop(f.landmarks) for c, f in zip(crops2, faces)]).astype(np.float32)
-        out2 = self.bundle.run(images2, target, texture=True, mirror=self.mirror)
+        out2 = self.bundle.run(images2, target, texture=True, mirror=self.mirror, shifts=self.shifts)
         timings["network"] += _ms(t0)
 
         t0 = stage("decode")

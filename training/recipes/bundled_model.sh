@@ -39,6 +39,9 @@ fr data synth --kind profiled --count 2000 --seed 33 --res 128 --photos $PHOTOS 
 # whatever the photo's), heads also tilted within ±30° in pitch
 fr data synth --kind profiled --count 3000 --seed 34 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
     --fits data/fits --yaw-range 90 --pitch-turn 30 --out data/profiled128_yaw --workers 2
+# for session 20's geometry warm restart: 20,000 new random faces (as asm128; replaces asm128_s16, whose faces
+# the earlier runs had seen many times over; 5 min to generate)
+fr data synth --kind asm --count 20000 --seed 18 --res 128 --photos $PHOTOS --out data/asm128_s18 --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -119,19 +122,36 @@ fr train "${GEOMETRY[@]}" "${ANY_YAW[@]}" --set train.lr_geometry=1.0e-4 \
     $(resume "$RUNS/geometry8" --init "$RUNS/model_fusion8")
 fr train "${FUSION[@]}" --out "$RUNS/fusion9" --max-steps 2400 --decay-steps 1200 \
     $(resume "$RUNS/fusion9" --init "$RUNS/geometry8/best.pt")
+# a geometry warm restart from the bundle of fusion run BEFORE, then fusion on its best checkpoint:
+#   restart BEFORE GEOMETRY_RUN FUSION_RUN STEPS DECAY_STEPS [geometry training options...]
+restart() {
+    local before=$1 geometry=$2 fusion=$3 steps=$4 decay=$5
+    shift 5
+    fr export --checkpoint "$RUNS/$before/best.pt" --out "$RUNS/model_$before" --half --no-weights --overwrite
+    fr train "${GEOMETRY[@]}" "$@" --out "$RUNS/$geometry" --max-steps "$steps" --decay-steps "$decay" \
+        $(resume "$RUNS/$geometry" --init "$RUNS/model_$before")
+    fr train "${FUSION[@]}" --out "$RUNS/$fusion" --max-steps 2400 --decay-steps 1200 \
+        $(resume "$RUNS/$fusion" --init "$RUNS/$geometry/best.pt")
+}
+# from fusion9's bundle (session 19, not shipped itself) at the config's full rate (2e-4), longer; then from
+# its fusion10 (session 20) at 1e-4, with the 20,000 new faces in place of asm128_s16
+restart fusion9 geometry9 fusion10 9000 4500 "${ANY_YAW[@]}" --set train.lr_geometry=2.0e-4
+restart fusion10 geometry10 fusion11 7000 3500 --data data/asm128_s18 data/asm128_x data/asm128_wide \
+    data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw data/texture128_mux \
+    --repeat 1 1 1 2 1 2 2 5 --set train.lr_geometry=1.0e-4
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
-#    fusion checkpoint, checked against the one before the geometry restart on held-out data only (never the
+#    fusion checkpoint, checked against the shipped one before it (fusion9's) on held-out data only (never the
 #    test photos): the synthetic suite and the landmark loss L_ali on every real-photo set's held-out samples
 #    (see MODEL_CARD.md).
-fr export --checkpoint "$RUNS/fusion9/best.pt" --out "$RUNS/model_fusion9" --half --no-weights --overwrite  # fusion8's: step 2
-for stage in fusion8 fusion9; do
+fr export --checkpoint "$RUNS/fusion11/best.pt" --out "$RUNS/model_fusion11" --half --no-weights --overwrite
+for stage in fusion9 fusion11; do
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
 done
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion8" "$RUNS/model_fusion9" --data data/texture128_mux \
+fr validate --stage fusion --checkpoint "$RUNS/model_fusion9" "$RUNS/model_fusion11" --data data/texture128_mux \
     data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion8" "$RUNS/model_fusion9" --data data/texture128_mux --below 380
-fr export --checkpoint "$RUNS/fusion9/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr validate --stage fusion --checkpoint "$RUNS/model_fusion9" "$RUNS/model_fusion11" --data data/texture128_mux --below 380
+fr export --checkpoint "$RUNS/fusion11/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
