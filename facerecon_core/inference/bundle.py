@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from facerecon_core.inference.mirror import average_rotations, average_with_mirror, mirror_images
-from facerecon_core.inference.shift import shift_images, shift_offsets, unshift_pose
+from facerecon_core.inference.mirror import average_with_mirror, mirror_images
+from facerecon_core.inference.shift import average_shifted, shift_images, shift_offsets
 from facerecon_core.pose import FOCAL_PER_PIXEL
 
 BUNDLE_FORMAT = "facerecon-bundle-1"
@@ -370,17 +370,10 @@ class ModelBundle:
             a_id, a_exp, p_l, angles, translation = average_with_mirror(a_id, a_exp, p_l, angles, translation)
             p_h = self.encode_pose(angles, translation)
         p_t = p_t[:b]
-        if shifts:  # rows [k·B, (k+1)·B) are offset k's: undo each shift on the pose, then average
-            t_scale = float(self.manifest["pose"]["t_scale"])
-            p_h = np.stack([unshift_pose(p_h[k * b:(k + 1) * b], dx, dy, size, t_scale)
-                            for k, (dx, dy) in enumerate(offsets)])
-            a_id, a_exp, p_l = (x.reshape(len(offsets), b, *x.shape[1:]).mean(axis=0) for x in (a_id, a_exp, p_l))
-            mean = p_h.mean(axis=0)
-            mean[:, :3] = average_rotations(*p_h[:, :, :3])
-            angles, translation = self.decode_pose(mean)
-            a_id, a_exp, p_l, angles, translation = (np.asarray(x, np.float32)
-                                                     for x in (a_id, a_exp, p_l, angles, translation))
-            p_h = self.encode_pose(angles, translation)
+        if shifts:
+            a_id, a_exp, p_l, p_h = average_shifted(offsets, size, float(self.manifest["pose"]["t_scale"]),
+                                                    a_id, a_exp, p_l, p_h)
+            angles, translation = self.decode_pose(p_h)
         out = NetworkOutput(A_id=a_id, A_exp=a_exp, albedo_coefficients=p_t, sh=p_l, angles=angles,
                             translation=translation, p_h=p_h)
         if texture and landmarks is not None:

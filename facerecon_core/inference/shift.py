@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facerecon_core.inference.mirror import average_rotations
+
 SHIFT_FRACTION = 1.0 / 64.0
 
 
@@ -48,3 +50,18 @@ def unshift_pose(p_h: np.ndarray, dx: int, dy: int, size: int, t_scale: float) -
     out[..., 3] -= t_scale * dx / size
     out[..., 4] += t_scale * dy / size
     return out
+
+
+def average_shifted(offsets: list[tuple[int, int]], size: int, t_scale: float, a_id: np.ndarray, a_exp: np.ndarray,
+                    sh: np.ndarray, p_h: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Average the predictions for B crops shifted by each of ``offsets``: each argument holds
+    ``len(offsets)`` · B rows, offset k's in rows [k·B, (k+1)·B) (ASMs (·, G, G, 3), SH (·, 3, 9), p_h (·, 6)).
+    Each p_h is unshifted first; rotations average as matrices. Returns (A_id, A_exp, SH, p_h), B rows, float32."""
+    n = len(offsets)
+    b = len(p_h) // n
+    poses = np.stack([unshift_pose(p_h[k * b:(k + 1) * b], dx, dy, size, t_scale)
+                      for k, (dx, dy) in enumerate(offsets)])
+    mean = poses.mean(axis=0)
+    mean[:, :3] = average_rotations(*poses[:, :, :3])
+    maps = (x.reshape(n, b, *x.shape[1:]).mean(axis=0) for x in (a_id, a_exp, sh))
+    return tuple(np.asarray(x, np.float32) for x in (*maps, mean))

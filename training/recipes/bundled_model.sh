@@ -89,39 +89,6 @@ done
 GEOMETRY=(--stage geometry --config $CONFIG --freeze-bn --set model.geometry.psn_split=true
           --set model.geometry.appearance_layers=3 --set "train.geometry_frozen=[appearance,light]"
           --set train.lr_geometry=5.0e-5 --workers 1)
-fr export --checkpoint "$RUNS/fusion5/best.pt" --out "$RUNS/model_fusion5" --half --no-weights --overwrite
-fr train "${GEOMETRY[@]}" \
-    --data data/asm128_s16 data/asm128_wide data/profiled128 data/profiled128_mux data/texture128_mux \
-    --repeat 1 1 1 1 3 --out "$RUNS/geometry5" --max-steps 4000 --decay-steps 2000 \
-    $(resume "$RUNS/geometry5" --init "$RUNS/model_fusion5")
-fr train "${FUSION[@]}" --out "$RUNS/fusion6" --max-steps 2400 --decay-steps 1200 \
-    $(resume "$RUNS/fusion6" --init "$RUNS/geometry5/best.pt")
-# another geometry warm restart from fusion6's bundle (session 15), the same settings, with the widest poses
-# (asm128_x) and the pitched profiled views (twice an epoch) added (39 % of the samples real); then fusion again
-fr export --checkpoint "$RUNS/fusion6/best.pt" --out "$RUNS/model_fusion6" --half --no-weights --overwrite
-fr train "${GEOMETRY[@]}" --data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 \
-    data/profiled128_mux data/profiled128_pitch data/texture128_mux --repeat 1 1 1 1 1 2 3 \
-    --out "$RUNS/geometry6" --max-steps 5000 --decay-steps 2500 \
-    $(resume "$RUNS/geometry6" --init "$RUNS/model_fusion6")
-fr train "${FUSION[@]}" --out "$RUNS/fusion7" --max-steps 2400 --decay-steps 1200 \
-    $(resume "$RUNS/fusion7" --init "$RUNS/geometry6/best.pt")
-# and another from fusion7's bundle (session 17), the same settings, with the views at any yaw added and the
-# photos oversampled more (profiled128 twice, the photo triplets five times an epoch: 55 % of the samples real)
-ANY_YAW=(--data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 data/profiled128_mux
-         data/profiled128_pitch data/profiled128_yaw data/texture128_mux --repeat 1 1 1 2 1 2 2 5)
-fr export --checkpoint "$RUNS/fusion7/best.pt" --out "$RUNS/model_fusion7" --half --no-weights --overwrite
-fr train "${GEOMETRY[@]}" "${ANY_YAW[@]}" --out "$RUNS/geometry7" --max-steps 8000 --decay-steps 4000 \
-    $(resume "$RUNS/geometry7" --init "$RUNS/model_fusion7")
-fr train "${FUSION[@]}" --out "$RUNS/fusion8" --max-steps 2400 --decay-steps 1200 \
-    $(resume "$RUNS/fusion8" --init "$RUNS/geometry7/best.pt")
-# and another from fusion8's bundle (session 18), the same data, at twice the rate (1e-4, half the config's;
-# the later --set wins)
-fr export --checkpoint "$RUNS/fusion8/best.pt" --out "$RUNS/model_fusion8" --half --no-weights --overwrite
-fr train "${GEOMETRY[@]}" "${ANY_YAW[@]}" --set train.lr_geometry=1.0e-4 \
-    --out "$RUNS/geometry8" --max-steps 7000 --decay-steps 3500 \
-    $(resume "$RUNS/geometry8" --init "$RUNS/model_fusion8")
-fr train "${FUSION[@]}" --out "$RUNS/fusion9" --max-steps 2400 --decay-steps 1200 \
-    $(resume "$RUNS/fusion9" --init "$RUNS/geometry8/best.pt")
 # a geometry warm restart from the bundle of fusion run BEFORE, then fusion on its best checkpoint:
 #   restart BEFORE GEOMETRY_RUN FUSION_RUN STEPS DECAY_STEPS [geometry training options...]
 restart() {
@@ -133,6 +100,21 @@ restart() {
     fr train "${FUSION[@]}" --out "$RUNS/$fusion" --max-steps 2400 --decay-steps 1200 \
         $(resume "$RUNS/$fusion" --init "$RUNS/$geometry/best.pt")
 }
+restart fusion5 geometry5 fusion6 4000 2000 \
+    --data data/asm128_s16 data/asm128_wide data/profiled128 data/profiled128_mux data/texture128_mux \
+    --repeat 1 1 1 1 3
+# another geometry warm restart from fusion6's bundle (session 15), the same settings, with the widest poses
+# (asm128_x) and the pitched profiled views (twice an epoch) added (39 % of the samples real); then fusion again
+restart fusion6 geometry6 fusion7 5000 2500 --data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 \
+    data/profiled128_mux data/profiled128_pitch data/texture128_mux --repeat 1 1 1 1 1 2 3
+# and another from fusion7's bundle (session 17), the same settings, with the views at any yaw added and the
+# photos oversampled more (profiled128 twice, the photo triplets five times an epoch: 55 % of the samples real)
+ANY_YAW=(--data data/asm128_s16 data/asm128_x data/asm128_wide data/profiled128 data/profiled128_mux
+         data/profiled128_pitch data/profiled128_yaw data/texture128_mux --repeat 1 1 1 2 1 2 2 5)
+restart fusion7 geometry7 fusion8 8000 4000 "${ANY_YAW[@]}"
+# and another from fusion8's bundle (session 18), the same data, at twice the rate (1e-4, half the config's;
+# the later --set wins)
+restart fusion8 geometry8 fusion9 7000 3500 "${ANY_YAW[@]}" --set train.lr_geometry=1.0e-4
 # from fusion9's bundle (session 19, not shipped itself) at the config's full rate (2e-4), longer; then from
 # its fusion10 (session 20) at 1e-4, with the 20,000 new faces in place of asm128_s16
 restart fusion9 geometry9 fusion10 9000 4500 "${ANY_YAW[@]}" --set train.lr_geometry=2.0e-4
