@@ -136,6 +136,30 @@ def test_synthetic_faces_are_deterministic_and_held_out(facemodel):
     assert not np.allclose(fa.neutral, facemodel.vertices(train_id))
 
 
+def test_synthetic_faces_crop_jitter_frames_them(facemodel):
+    """No jitter: each face fills the landmark crop exactly; a detector's misses (±30 %, σ 8 %) scatter the
+    crops' size and centre; the same faces otherwise (identity, pose)."""
+    from facerecon_core.datasets.scene import CropJitter
+    from facerecon_core.detect.crop import Crop
+    from facerecon_core.eval.synthetic import EVAL_JITTER, SyntheticFaces
+
+    def framing(jitter):
+        data = SyntheticFaces(facemodel, seed=2, count=6, res=64, jitter=jitter)
+        faces = [data[i] for i in range(6)]
+        crops = [Crop.from_landmarks(f.landmarks_2d, 64) for f in faces]
+        sides = np.array([c.side / 64 for c in crops])
+        centres = np.array([(np.array(c.box[:2]) + c.side / 2 - 32) / 64 for c in crops])
+        return faces, sides, centres
+
+    exact, sides, centres = framing(CropJitter(0.0, 0.0))
+    assert np.allclose(sides, 1.0, atol=0.01) and np.abs(centres).max() < 0.01
+    wide, sides_w, centres_w = framing(CropJitter(0.3, 0.08))
+    assert np.abs(sides_w - 1).max() > 0.1 and np.abs(centres_w).max() > 0.05
+    assert all(np.array_equal(a.shape, b.shape) and np.array_equal(a.angles, b.angles) for a, b in zip(exact, wide))
+    _, sides_d, _ = framing(EVAL_JITTER)
+    assert np.all(np.abs(1 / sides_d - 1) <= 0.08 + 0.01)
+
+
 # ---------------------------------------------------------------------------------------- suites
 @pytest.fixture(scope="module")
 def untrained_bundle(facemodel, tmp_path_factory):
@@ -203,11 +227,28 @@ def test_eval_ablation_side_by_side(untrained_bundle, facemodel_path, tmp_path):
     eval_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["eval", "--ablation", str(untrained_bundle), str(other), "--no-peers",
                               "--facemodel", str(facemodel_path), "--suite", "synthetic", "--count", "2",
-                              "--out", str(tmp_path / "abl"), "--quiet"])
+                              "--crop-jitter", "0.3", "0.08", "--out", str(tmp_path / "abl"), "--quiet"])
     assert args.run(args) == 0
-    methods = json.loads((tmp_path / "abl" / "results.json").read_text())["synthetic"]["methods"]
+    synthetic = json.loads((tmp_path / "abl" / "results.json").read_text())["synthetic"]
+    assert synthetic["crop_jitter"] == [0.3, 0.08]
+    assert "crop jitter ±0.3 in size, σ 0.08" in (tmp_path / "abl" / "report.md").read_text()
+    methods = synthetic["methods"]
     assert list(methods) == [untrained_bundle.name, "regions_8"]
     assert methods["regions_8"]["geometry_mean_mm"] == pytest.approx(methods[untrained_bundle.name]["geometry_mean_mm"])
+
+
+def test_eval_cli_rejects_a_crop_jitter_out_of_range(facemodel_path, tmp_path, capsys):
+    import argparse
+
+    from facerecon_core.cli import eval as eval_cli
+
+    parser = argparse.ArgumentParser()
+    eval_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "--peer", "mean-face", "--facemodel", str(facemodel_path), "--suite",
+                              "synthetic", "--crop-jitter", "0.6", "0.08", "--out", str(tmp_path / "r")])
+    assert args.run(args) == 2
+    assert "--crop-jitter: SCALE must be in [0, 0.5)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def _fast_speed(speed_suite):

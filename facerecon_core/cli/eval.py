@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-peers", action="store_true", help="evaluate the bundle(s) only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out synthetic faces (default 0)")
     parser.add_argument("--count", type=int, default=500, help="number of synthetic faces (default 500)")
+    parser.add_argument("--crop-jitter", type=float, nargs=2, metavar=("SCALE", "SHIFT"), default=None,
+                        help="synthetic suite: the faces' crop side × uniform(1 ± SCALE), its centre moved by σ = "
+                             "SHIFT × side (default 0.08 0.03, a good detector's; e.g. 0.3 0.08 for a detector's "
+                             "misses)")
     parser.add_argument("--photos", type=int, default=None, help="use only the first N annotated photos")
     parser.add_argument("--facemodel", type=Path, default=None,
                         help=f"face-model asset (default: ${paths.FACEMODEL_ENV}, else "
@@ -41,11 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from facerecon_core.datasets.scene import CropJitter
     from facerecon_core.eval.peers import PEER_NAMES, OursPeer, make_peers
     from facerecon_core.eval.suites import run_eval
     from facerecon_core.facemodel import FaceModel
     from facerecon_core.inference import BundleError
 
+    jitter = CropJitter(*args.crop_jitter) if args.crop_jitter else None
+    if jitter is not None:
+        try:
+            jitter.check()
+        except ValueError as exc:
+            print(f"facerecon eval: error: --crop-jitter: {exc}", file=sys.stderr)
+            return 2
     model = FaceModel.load(args.facemodel)
     suites = args.suite or ["all"]
     bundles = list(args.ablation or ([args.model] if args.model else []))
@@ -66,6 +78,6 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     meta = {"model": ", ".join(str(b) for b in bundles)}
     run_eval(methods, model, suites, args.out, seed=args.seed, count=args.count, verbose=not args.quiet,
-             photo_limit=args.photos, meta=meta)
+             photo_limit=args.photos, meta=meta, crop_jitter=jitter)
     print(f"wrote {args.out / 'report.md'}")
     return 0

@@ -39,6 +39,11 @@ class CropJitter:
         """(scale, shift), as ``--crop-jitter`` takes them."""
         return (self.scale, self.shift)
 
+    def check(self) -> None:
+        """Raise ValueError unless ``scale`` is in [0, 0.5) and ``shift`` in [0, 0.25]."""
+        if not (0.0 <= self.scale < 0.5 and 0.0 <= self.shift <= 0.25):
+            raise ValueError(f"SCALE must be in [0, 0.5) and SHIFT in [0, 0.25], got {self.scale:g} {self.shift:g}")
+
     def sample(self, rng: np.random.Generator, size: int) -> tuple[float, np.ndarray]:
         """(side factor, centre offset (2,) in pixels) for ``place_in_crop``."""
         return rng.uniform(1.0 - self.scale, 1.0 + self.scale), rng.normal(0.0, self.shift * size, 2)

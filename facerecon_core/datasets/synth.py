@@ -90,9 +90,10 @@ def _variant(request: SynthRequest) -> str:
         if request.poses != PoseRange():
             variant += " poses ±{:g}/{:g}/{:g}".format(*request.poses.degrees())
     if request.jitter is not None:
-        if not (0.0 <= request.jitter.scale < 0.5 and 0.0 <= request.jitter.shift <= 0.25):
-            raise storage.DatasetError(f"--crop-jitter: SCALE must be in [0, 0.5) and SHIFT in [0, 0.25], "
-                                       f"got {request.jitter.values()}")
+        try:
+            request.jitter.check()
+        except ValueError as exc:
+            raise storage.DatasetError(f"--crop-jitter: {exc}") from None
         if request.jitter != CropJitter():
             variant += " crop ±{:g}/{:g}".format(*request.jitter.values())
     return variant

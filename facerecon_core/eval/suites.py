@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerecon_core.datasets.scene import CropJitter
 from facerecon_core.detect.crop import Crop
 from facerecon_core.eval import metrics
 from facerecon_core.eval.peers import OursPeer, Peer, PeerOutput
@@ -32,16 +33,19 @@ def _log(msg: str, verbose: bool) -> None:
 
 # ------------------------------------------------------------------------------------- synthetic
 def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int = 500,
-                    batch_size: int = 32, verbose: bool = False, examples: int = 4) -> dict:
-    """Table I protocol on ``count`` held-out synthetic faces (see :mod:`facerecon_core.eval.synthetic`).
+                    batch_size: int = 32, verbose: bool = False, examples: int = 4,
+                    jitter: CropJitter | None = None) -> dict:
+    """Table I protocol on ``count`` held-out synthetic faces (see :mod:`facerecon_core.eval.synthetic`),
+    framed with the crop jitter ``jitter`` (None: :data:`~facerecon_core.eval.synthetic.EVAL_JITTER`).
 
     Landmark-driven peers get the ground-truth 2D landmarks with Gaussian noise of σ =
     ``SYNTHETIC_LANDMARK_NOISE`` × crop size (a good detector); ours and 3DDFA_V2 see the crop only.
     """
-    from facerecon_core.eval.synthetic import SyntheticFaces
+    from facerecon_core.eval.synthetic import EVAL_JITTER, SyntheticFaces
 
     t0 = time.perf_counter()
-    data = SyntheticFaces(model, seed, count, res=CROP_SIZE)
+    jitter = jitter or EVAL_JITTER
+    data = SyntheticFaces(model, seed, count, res=CROP_SIZE, jitter=jitter)
     lm_idx = model.landmark_indices
     n_vert = model.n_vertices
     acc = {m.name: {"geo_sum": np.zeros(n_vert), "geo_n": np.zeros(n_vert), "exp_sum": np.zeros(n_vert),
@@ -83,7 +87,8 @@ def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count:
                 })
             timing["metrics_s"] += time.perf_counter() - t
         _log(f"synthetic {min(start + batch_size, count)}/{count} ({time.perf_counter() - t0:.0f} s)", verbose)
-    results: dict = {"count": count, "seed": seed, "landmark_noise": SYNTHETIC_LANDMARK_NOISE, "methods": {}}
+    results: dict = {"count": count, "seed": seed, "crop_jitter": list(jitter.values()),
+                     "landmark_noise": SYNTHETIC_LANDMARK_NOISE, "methods": {}}
     per_vertex = {}
     for method in methods:
         a = acc[method.name]
@@ -395,8 +400,9 @@ def speed_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int
 # ------------------------------------------------------------------------------------------- run
 def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, seed: int = 0, count: int = 500,
              shared: Path | None = None, verbose: bool = True, photo_limit: int | None = None,
-             meta: dict | None = None) -> dict:
-    """Run ``suites`` (names from :data:`SUITES`, or ``all``) with ``methods``; write the report."""
+             meta: dict | None = None, crop_jitter: CropJitter | None = None) -> dict:
+    """Run ``suites`` (names from :data:`SUITES`, or ``all``) with ``methods``; write the report.
+    ``crop_jitter``: the synthetic faces' (None: the default, a good detector's)."""
     from facerecon_core import paths
     from facerecon_core.eval.report import write_report
 
@@ -413,7 +419,8 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
     if photo_limit is not None:
         photos = photos[:photo_limit]
     if "synthetic" in suites:
-        results["synthetic"] = synthetic_suite(methods, model, seed=seed, count=count, verbose=verbose)
+        results["synthetic"] = synthetic_suite(methods, model, seed=seed, count=count, verbose=verbose,
+                                               jitter=crop_jitter)
     if "landmarks" in suites:
         t = time.perf_counter()
         results["landmarks"] = landmarks_suite(methods, photos, prepared, verbose=verbose)

@@ -2,7 +2,7 @@
 
 Faces are drawn like the ``asm`` training data (identity from the prior, the heavy-tailed
 expression prior, SH light, real-photo backgrounds, camera degradations, the face framed as the
-3DDFA_V2 landmark crop with detection jitter) but from a disjoint seed stream: face ``i`` of seed
+3DDFA_V2 landmark crop with detection jitter, :data:`EVAL_JITTER` unless given) but from a disjoint seed stream: face ``i`` of seed
 ``S`` uses ``numpy.random.default_rng([EVAL_STREAM, S, i])`` (training samples use ``[seed, i]``,
 two words, so no test face repeats a training draw, whatever the seeds), with large expressions
 favoured (archetype probability 0.85 instead of 0.6), yaw uniform in ±60°, pitch ±20°, roll ±15°.
@@ -18,13 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from facerecon_core.datasets.expressions import ExpressionPrior
-from facerecon_core.datasets.scene import BackgroundBank, PoseRange, degrade, place_in_crop, sample_sh
+from facerecon_core.datasets.scene import BackgroundBank, CropJitter, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
 from facerecon_core.render.numpy_render import render_mesh_numpy
 
 EVAL_STREAM = 0xE7A1_5EED  # first word of every test face's seed: disjoint from the 2-word training seeds
 EVAL_POSES = PoseRange(yaw=60.0, pitch=20.0, roll=15.0)
+EVAL_JITTER = CropJitter(scale=0.08, shift=0.03)
+"""The test faces' crop jitter: a good detector's. A larger one (``eval --crop-jitter``) measures how the
+methods bear a detector's misses (crops too large, too small or off-centre)."""
 BACKGROUND_SOURCES = ("deepface", "insightface", "codeformer", "face_recognition_ex", "facenet_pytorch")
 
 
@@ -56,8 +59,10 @@ class SyntheticFaces:
     """``faces[i]`` → :class:`SyntheticFace` (deterministic in (seed, i))."""
 
     def __init__(self, model: FaceModel, seed: int, count: int, res: int = 256,
-                 backgrounds: BackgroundBank | None = None, poses: PoseRange = EVAL_POSES):
+                 backgrounds: BackgroundBank | None = None, poses: PoseRange = EVAL_POSES,
+                 jitter: CropJitter = EVAL_JITTER):
         self.model, self.seed, self.count, self.res, self.poses = model, int(seed), int(count), res, poses
+        self.jitter = jitter
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
         self.camera = CropCamera(res)
         self.render_camera = self.camera.render_camera()
@@ -82,8 +87,8 @@ class SyntheticFaces:
         offsets = m.expression_offsets(exp_coeff).astype(np.float64)
         shape = neutral + offsets
         angles = self.poses.sample(rng)
-        translation = place_in_crop(shape[m.landmark_indices], angles, self.res, scale=rng.uniform(0.92, 1.08),
-                                    shift=rng.normal(0.0, 0.03 * self.res, 2))
+        scale, shift = self.jitter.sample(rng, self.res)
+        translation = place_in_crop(shape[m.landmark_indices], angles, self.res, scale=scale, shift=shift)
         sh = sample_sh(rng)
         albedo = m.albedo(0.8 * rng.standard_normal(m.n_albedo)) if m.n_albedo else m.albedo_mean
         albedo = albedo * rng.uniform(0.8, 1.15) * rng.uniform(0.93, 1.07, 3)
