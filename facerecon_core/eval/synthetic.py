@@ -2,10 +2,11 @@
 
 Faces are drawn like the ``asm`` training data (identity from the prior, the heavy-tailed
 expression prior, SH light, real-photo backgrounds, camera degradations, the face framed as the
-3DDFA_V2 landmark crop with detection jitter, :data:`EVAL_JITTER` unless given) but from a disjoint seed stream: face ``i`` of seed
-``S`` uses ``numpy.random.default_rng([EVAL_STREAM, S, i])`` (training samples use ``[seed, i]``,
-two words, so no test face repeats a training draw, whatever the seeds), with large expressions
-favoured (archetype probability 0.85 instead of 0.6), yaw uniform in ±60°, pitch ±20°, roll ±15°.
+3DDFA_V2 landmark crop with detection jitter, :data:`EVAL_JITTER` unless given) but from a disjoint
+seed stream: face ``i`` of seed ``S`` uses ``numpy.random.default_rng([EVAL_STREAM, S, i])``
+(training samples use ``[seed, i]``, two words, so no test face repeats a training draw, whatever the
+seeds), with large expressions favoured (archetype probability 0.85 instead of 0.6), yaw uniform in
+±60°, pitch ±20°, roll ±15°.
 The background photos are the ``taiwan_expr_faces`` / ``jaffe``-free sources listed in
 :data:`BACKGROUND_SOURCES`.
 """
