@@ -47,6 +47,10 @@ fr data synth --kind asm --count 20000 --seed 18 --res 128 --photos $PHOTOS --ou
 fr data synth --kind asm --count 20000 --seed 19 --res 128 --photos $PHOTOS --out data/asm128_s19 --workers 2
 fr data synth --kind asm --count 10000 --seed 20 --res 128 --photos $PHOTOS --crop-jitter 0.3 0.08 \
     --out data/asm128_j20 --workers 2
+# held out for choosing, never trained on: 300 views at any yaw of 82 photos of people that no training photo
+# shows (every 4th of jaffe and yalefaces), their fits' landmarks as labels (session 21; 3 min with the fits)
+fr data synth --kind profiled --count 300 --seed 35 --res 128 --photos @training/recipes/heldout_photos.txt \
+    --fits data/fits --yaw-range 90 --pitch-turn 30 --out data/heldout128_yaw --workers 2
 
 # 2. the paper's three stages; each starts from the previous stage's best checkpoint (held-out
 #    synthetic validation, every 20th sample); --max-steps counts all steps of a run
@@ -146,6 +150,7 @@ done
 fr validate --stage fusion --checkpoint "$RUNS/model_fusion11" "$RUNS/model_fusion12" --data data/texture128_mux \
     data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw
 fr validate --stage fusion --checkpoint "$RUNS/model_fusion11" "$RUNS/model_fusion12" --data data/texture128_mux --below 380
+fr validate --stage fusion --checkpoint "$RUNS/model_fusion11" "$RUNS/model_fusion12" --data data/heldout128_yaw --every 1
 fr export --checkpoint "$RUNS/fusion12/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
