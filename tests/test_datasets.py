@@ -11,6 +11,7 @@ import pytest
 from facerecon_core.cli import main
 from facerecon_core.datasets import storage
 from facerecon_core.datasets.expressions import ExpressionPrior
+from facerecon_core.datasets.profiled import PROFILED_JITTER
 from facerecon_core.datasets.scene import CropJitter, PoseRange
 from facerecon_core.datasets.synth import SynthRequest, synth
 from facerecon_core.datasets.torch_data import FaceDataset
@@ -158,6 +159,22 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     assert yawed.spec.generator == plain.spec.generator + " yaw ±90"
     yaws = np.degrees([yawed[i]["angles"][1] for i in range(8)])
     assert np.abs(yaws).max() <= 90.0 + 1e-3 and np.abs(yaws).max() > 45.0, yaws
+
+    # --crop-jitter: the same views framed as a detector that misses frames them (profiled's default,
+    # 0.08 0.03, gives the plain views); labels still exact
+    for jitter, name in ((PROFILED_JITTER, "framed"), (CropJitter(0.3, 0.15), "offcentre")):
+        request = SynthRequest("profiled", 4, seed=0, out=tmp_path / name, res=256, facemodel=facemodel_path,
+                               photos=(photos,), fits=tmp_path / "fits", jitter=jitter)
+        synth(request, progress=False)
+    framed, offcentre = storage.ShardedDataset(tmp_path / "framed"), storage.ShardedDataset(tmp_path / "offcentre")
+    assert framed.spec.generator == plain.spec.generator and offcentre.spec.generator.endswith("crop ±0.3/0.15")
+    moved = []
+    for i in range(4):
+        assert np.array_equal(framed[i]["landmarks_2d"], plain[i]["landmarks_2d"])
+        assert offcentre[i]["angles"][1] == plain[i]["angles"][1]
+        assert landmark_label_error(facemodel, offcentre[i], 256) < 0.5
+        moved.append(np.abs(offcentre[i]["landmarks_2d"].mean(0) - plain[i]["landmarks_2d"].mean(0)).max())
+    assert max(moved) > 0.05 * 256, moved
     assert landmark_label_error(facemodel, yawed[int(np.argmax(np.abs(yaws)))], 128) < 0.5
 
 
@@ -228,8 +245,8 @@ def test_crop_jitter_moves_the_faces_off_centre(facemodel_path: Path, tmp_path: 
     with pytest.raises(storage.DatasetError, match=r"SCALE must be in \[0, 0.5\)"):
         synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "bad", facemodel=facemodel_path,
                            jitter=CropJitter(scale=0.6)), progress=False)
-    with pytest.raises(storage.DatasetError, match="asm data only"):
-        synth(SynthRequest("profiled", 4, seed=0, out=tmp_path / "p", facemodel=facemodel_path,
+    with pytest.raises(storage.DatasetError, match="asm and profiled data only"):
+        synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path,
                            jitter=CropJitter(shift=0.1)), progress=False)
 
 

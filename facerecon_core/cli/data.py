@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--pose-range", type=float, nargs=3, metavar=("YAW", "PITCH", "ROLL"), default=None,
                        help="asm: uniform head-pose limits in degrees (±; default 75 30 20)")
     synth.add_argument("--crop-jitter", type=float, nargs=2, metavar=("SCALE", "SHIFT"), default=None,
-                       help="asm: the crop's side × uniform(1 ± SCALE), its centre moved by σ = SHIFT × side "
-                            "(default 0.1 0.04): off-centre crops, as a detector gives on hard photos")
+                       help="asm, profiled: the crop's side × uniform(1 ± SCALE), its centre moved by σ = SHIFT × "
+                            "side (default 0.1 0.04 for asm, 0.08 0.03 for profiled): off-centre crops, as a "
+                            "detector gives on hard photos")
     synth.add_argument("--pitch-turn", type=float, metavar="DEG", default=0.0,
                        help="profiled: also tilt each view's head by a pitch uniform in ±DEG of the photo's "
                             "(at most 45; default 0: yaw turns only, as 300W-LP)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facerecon_core.datasets.expressions import ExpressionPrior
-from facerecon_core.datasets.scene import degrade, place_in_crop
+from facerecon_core.datasets.scene import CropJitter, degrade, place_in_crop
 from facerecon_core.datasets.warp import warp_image
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.facemodel.topology import boundary_vertices
@@ -36,6 +36,7 @@ MAX_YAW = np.radians(75.0)
 MAX_PITCH = np.radians(45.0)
 HEAD_CENTRE = np.array([0.0, 0.0, -70.0])  # mm in the model frame: the head turns about a point behind the face
 RINGS = (1.3, 1.7)  # outer control rings: scale of the face outline about the head centre
+PROFILED_JITTER = CropJitter(scale=0.08, shift=0.03)  # the views' default framing: a good detector's
 
 
 def rotate_sh(sh: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -66,6 +67,7 @@ class ProfiledGenerator:
     res: int = 256
     pitch_turn: float = 0.0  # degrees (±): a uniform pitch tilt per view; 0 keeps the photo's pitch
     yaw_range: float = 0.0  # degrees (±): each view's yaw uniform within it; 0: turns in steps from the photo's
+    jitter: CropJitter = PROFILED_JITTER  # the crop's detection jitter
 
     def __post_init__(self) -> None:
         if not self.fits:
@@ -91,8 +93,8 @@ class ProfiledGenerator:
         exp_coeff = self.expressions.sample(rng) if rng.random() < 0.5 else fit.exp_coeff
         expression = model.expression_offsets(np.asarray(exp_coeff, np.float32))
         shape = identity + expression
-        translation = place_in_crop(shape[model.landmark_indices], angles, self.res,
-                                    scale=rng.uniform(0.92, 1.08), shift=rng.normal(0.0, 0.03 * self.res, 2))
+        scale, shift = self.jitter.sample(rng, self.res)
+        translation = place_in_crop(shape[model.landmark_indices], angles, self.res, scale=scale, shift=shift)
         image, mask, verts_cam = self._render(fit, shape, angles, translation)
         rotation = euler_to_matrix(angles) @ euler_to_matrix(fit.angles).T
         landmarks_3d = verts_cam[model.landmark_indices]

@@ -34,7 +34,7 @@ class SynthRequest:
     photos: tuple[Path, ...] = ()  # real photos (files or folders): backgrounds (asm) or the photos to profile
     fits: Path | None = None  # photo-fit cache folder (profiled, texture)
     poses: PoseRange | None = None  # asm: head-pose ranges (default: PoseRange())
-    jitter: CropJitter | None = None  # asm: crop jitter (default: CropJitter())
+    jitter: CropJitter | None = None  # asm, profiled: crop jitter (default: the kind's, see _default_jitter)
     pitch_turn: float = 0.0  # profiled: pitch tilt per view, degrees (±; 0: yaw turns only)
     yaw_range: float = 0.0  # profiled: each view's yaw uniform within ±this, degrees (0: 15° turns)
 
@@ -67,11 +67,12 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
 def _variant(request: SynthRequest) -> str:
     """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` / ``--yaw-range`` and name what they
     change in the generator (other values, other samples; "" for the defaults)."""
-    options = {"--pose-range": request.poses, "--crop-jitter": request.jitter}
-    given = [flag for flag, value in options.items() if value is not None]
-    if given and request.kind != "asm":
-        raise storage.DatasetError(f"{given[0]} applies to asm data only (profiled and texture data take the poses "
-                                   "and framing of their photos)")
+    if request.poses is not None and request.kind != "asm":
+        raise storage.DatasetError("--pose-range applies to asm data only (profiled and texture data take the poses "
+                                   "of their photos)")
+    if request.jitter is not None and request.kind == "texture":
+        raise storage.DatasetError("--crop-jitter applies to asm and profiled data only (texture data keeps the "
+                                   "framing of its photos)")
     variant = ""
     for flag, degrees, limit, name in (("--pitch-turn", request.pitch_turn, 45.0, "pitch"),
                                        ("--yaw-range", request.yaw_range, 90.0, "yaw")):
@@ -94,9 +95,16 @@ def _variant(request: SynthRequest) -> str:
             request.jitter.check()
         except ValueError as exc:
             raise storage.DatasetError(f"--crop-jitter: {exc}") from None
-        if request.jitter != CropJitter():
+        if request.jitter != _default_jitter(request.kind):
             variant += " crop ±{:g}/{:g}".format(*request.jitter.values())
     return variant
+
+
+def _default_jitter(kind: str) -> CropJitter:
+    """The crop jitter of ``kind`` without ``--crop-jitter``."""
+    from facerecon_core.datasets.profiled import PROFILED_JITTER
+
+    return PROFILED_JITTER if kind == "profiled" else CropJitter()
 
 
 def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarray]]:
@@ -111,13 +119,13 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
         from facerecon_core.datasets.scene import BackgroundBank
 
         return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res,
-                            poses=request.poses or PoseRange(), jitter=request.jitter or CropJitter())
+                            poses=request.poses or PoseRange(), jitter=request.jitter or _default_jitter("asm"))
     fits = usable_fits(request, model, photos, progress=False)
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator
 
         return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn,
-                                 yaw_range=request.yaw_range)
+                                 yaw_range=request.yaw_range, jitter=request.jitter or _default_jitter("profiled"))
     from facerecon_core.datasets.texture import TextureGenerator
 
     return TextureGenerator(model, fits, seed=request.seed, res=request.res)
