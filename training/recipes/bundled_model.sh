@@ -138,9 +138,9 @@ restart fusion11 geometry11 fusion12 7000 3500 --data data/asm128_s19 data/asm12
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
 #    fusion checkpoint, checked against the shipped one before it (fusion11's) on held-out data only (never the
-#    test photos): the synthetic suite, the same faces framed as a detector that misses frames them (seed 5,
-#    which the evaluation does not use) and the landmark loss L_ali on every real-photo set's held-out samples
-#    (see MODEL_CARD.md).
+#    test photos): the synthetic suite, 100 other synthetic faces (seed 5, which the evaluation does not use)
+#    framed as a detector that misses frames them, and the landmark loss L_ali on every real-photo set's
+#    held-out samples and on the held-out people (see MODEL_CARD.md).
 fr export --checkpoint "$RUNS/fusion12/best.pt" --out "$RUNS/model_fusion12" --half --no-weights --overwrite
 for stage in fusion11 fusion12; do
     fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
