@@ -365,15 +365,14 @@ class ModelBundle:
         views = np.concatenate([shift_images(image, dx, dy) for dx, dy in offsets])
         a_id, a_exp, p_t, p_l, p_h = self._runner.geometry(
             np.concatenate([views, mirror_images(views)]) if mirror else views)
-        angles, translation = self.decode_pose(p_h)
         if mirror:  # one run on the crops and their mirror images: average the halves
-            a_id, a_exp, p_l, angles, translation = average_with_mirror(a_id, a_exp, p_l, angles, translation)
+            a_id, a_exp, p_l, angles, translation = average_with_mirror(a_id, a_exp, p_l, *self.decode_pose(p_h))
             p_h = self.encode_pose(angles, translation)
         p_t = p_t[:b]
         if shifts:
             a_id, a_exp, p_l, p_h = average_shifted(offsets, size, float(self.manifest["pose"]["t_scale"]),
                                                     a_id, a_exp, p_l, p_h)
-            angles, translation = self.decode_pose(p_h)
+        angles, translation = self.decode_pose(p_h)
         out = NetworkOutput(A_id=a_id, A_exp=a_exp, albedo_coefficients=p_t, sh=p_l, angles=angles,
                             translation=translation, p_h=p_h)
         if texture and landmarks is not None:
