@@ -273,3 +273,29 @@ def test_worker_processes_run_numba_with_one_thread(tmp_path: Path, monkeypatch)
             seen += [int(data[f"{k:05d}/index"]) for k in range(shard["count"])]
             assert all(int(data[f"{k:05d}/numba_threads"]) == 1 for k in range(shard["count"]))
     assert sorted(seen) == list(range(6))
+
+
+def test_head_renders_ears_and_neck_around_the_same_face(facemodel_path: Path, facemodel: FaceModel, tmp_path: Path):
+    """``--head``: the same faces and labels, the face mask still the face's, the whole head drawn around it
+    (pixels outside the face change); the spec records it; refused for profiled and texture data."""
+    args = ["data", "synth", "--kind", "asm", "--count", "6", "--seed", "7", "--res", "96",
+            "--facemodel", str(facemodel_path), "--pose-range", "80", "30", "10"]
+    assert main(args + ["--out", str(tmp_path / "face")]) == 0
+    assert main(args + ["--out", str(tmp_path / "head"), "--head"]) == 0
+    face, head = storage.ShardedDataset(tmp_path / "face"), storage.ShardedDataset(tmp_path / "head")
+    assert "head" in head.spec.generator.split() and "head" not in face.spec.generator.split()
+    outside_changed = []
+    for i in range(len(face)):
+        a, b = face[i], head[i]
+        for key in ("asm_id", "asm_exp", "landmarks_2d", "angles", "translation"):
+            assert np.array_equal(a[key], b[key]), key
+        assert landmark_label_error(facemodel, b, 96) < 0.75
+        assert (b["face_mask"] & ~a["face_mask"]).sum() == 0  # the head may hide a little of the face, never add
+        assert (a["face_mask"] & b["face_mask"]).sum() > 0.97 * a["face_mask"].sum()
+        diff = np.abs(a["image"].astype(int) - b["image"].astype(int)).max(axis=2) > 30
+        outside_changed.append((diff & ~a["face_mask"]).sum() / (~a["face_mask"]).sum())
+    assert min(outside_changed) > 0.03, outside_changed  # ears, neck, forehead drawn over the background
+    for kind in ("profiled", "texture"):
+        with pytest.raises(storage.DatasetError, match="--head applies to asm data only"):
+            synth(SynthRequest(kind, 4, seed=0, out=tmp_path / kind, facemodel=facemodel_path, head=True),
+                  progress=False)

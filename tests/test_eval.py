@@ -160,6 +160,20 @@ def test_synthetic_faces_crop_jitter_frames_them(facemodel):
     assert np.all(np.abs(1 / sides_d - 1) <= 0.08 + 0.01)
 
 
+
+def test_synthetic_faces_with_the_head_around_them(facemodel, shared_dir):
+    """``eval --head``: the same faces, labels and framing, the whole head drawn around each."""
+    from facerecon_core.eval.synthetic import SyntheticFaces
+    from facerecon_core.facemodel.head import HeadModel
+
+    plain = SyntheticFaces(facemodel, seed=4, count=3, res=64)
+    headed = SyntheticFaces(facemodel, seed=4, count=3, res=64, head=HeadModel.build(facemodel, shared_dir / "bfm"))
+    for i in range(3):
+        a, b = plain[i], headed[i]
+        assert np.array_equal(a.shape, b.shape) and np.array_equal(a.landmarks_2d, b.landmarks_2d)
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() > 30
+
+
 # ---------------------------------------------------------------------------------------- suites
 @pytest.fixture(scope="module")
 def untrained_bundle(facemodel, tmp_path_factory):

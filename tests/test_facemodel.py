@@ -191,3 +191,41 @@ def test_content_hash_covers_the_defining_arrays_only(facemodel: FaceModel):
         changed = dict(arrays)
         changed[name] = np.zeros((1,) + arrays[name].shape[1:], arrays[name].dtype)
         assert content_hash(changed) != facemodel.content_hash, name
+
+
+def test_head_model_is_the_face_model_with_ears_and_neck(facemodel: FaceModel, shared_dir: Path):
+    """The whole BFM head: its face part is the face model (vertices for any coefficients, triangles first),
+    the rest reaches the ears and the neck, every vertex is in a triangle, no triangle is long."""
+    from facerecon_core.facemodel.head import MAX_EDGE_MM, HeadModel
+
+    head = HeadModel.build(facemodel, shared_dir / "bfm")
+    assert head.n_vertices == 53215 and np.array_equal(head.face_indices, facemodel.full_indices)
+    rng = np.random.default_rng(0)
+    id_c, exp_c = rng.standard_normal(facemodel.n_id), rng.standard_normal(facemodel.n_exp)
+    face = facemodel.vertices(id_c, exp_c)
+    assert np.abs(head.vertices(id_c, exp_c)[head.face_indices] - face).max() < 1e-3
+    assert np.array_equal(head.around(face, id_c, exp_c)[head.face_indices], face)
+    assert np.array_equal(head.triangles[:head.n_face_triangles], facemodel.full_indices[facemodel.triangles])
+    assert np.unique(head.triangles).size == head.n_vertices and len(head.triangles) > 100_000
+    v = head.mean_shape
+    edges = np.linalg.norm(v[head.triangles] - v[np.roll(head.triangles, 1, axis=1)], axis=2)
+    assert edges[head.n_face_triangles:].max() <= MAX_EDGE_MM
+    rest = np.setdiff1d(np.arange(head.n_vertices), head.face_indices)
+    face_lo, face_hi = facemodel.mean_shape.min(axis=0), facemodel.mean_shape.max(axis=0)
+    assert np.abs(v[rest, 0]).max() > max(-face_lo[0], face_hi[0]) + 10  # the ears, beside the face
+    assert v[rest, 1].min() < face_lo[1] - 30  # the neck, below the chin
+    a, b, c = (v[head.triangles[:, k]] for k in range(3))
+    normals = np.cross(b - a, c - a)
+    outward = ((v[head.triangles].mean(axis=1) - [0.0, 0.0, -60.0]) * normals).sum(axis=1) > 0
+    assert outward[head.n_face_triangles:].mean() > 0.85  # wound as the face: counter-clockwise from outside
+    assert np.allclose(head.albedo_mean[head.face_indices], facemodel.albedo_mean)
+
+
+def test_head_model_refuses_another_face_model(facemodel: FaceModel, shared_dir: Path):
+    from dataclasses import replace
+
+    from facerecon_core.facemodel.head import HeadModel
+
+    moved = replace(facemodel, mean_shape=facemodel.mean_shape + np.float32(1.0))
+    with pytest.raises(SourceError, match="does not match the face model"):
+        HeadModel.build(moved, shared_dir / "bfm")

@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--yaw-range", type=float, metavar="DEG", default=0.0,
                        help="profiled: draw each view's yaw uniformly within ±DEG, whatever the photo's (at most "
                             "90; default 0: turns of 15° steps from the photo's, small turns more often, out to ±75)")
+    synth.add_argument("--head", action="store_true",
+                       help="asm: render the whole BFM head (forehead, ears, neck; from ../shared/bfm) around the "
+                            "face, as photos show it (default: the face alone on its background)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -55,7 +58,7 @@ def _synth(args: argparse.Namespace) -> int:
     jitter = CropJitter(*args.crop_jitter) if args.crop_jitter else None
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
                            facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses,
-                           jitter=jitter, pitch_turn=args.pitch_turn, yaw_range=args.yaw_range)
+                           jitter=jitter, pitch_turn=args.pitch_turn, yaw_range=args.yaw_range, head=args.head)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

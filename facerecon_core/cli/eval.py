@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="synthetic suite: the faces' crop side × uniform(1 ± SCALE), its centre moved by σ = "
                              "SHIFT × side (default 0.08 0.03, a good detector's; e.g. 0.3 0.08 for a detector's "
                              "misses)")
+    parser.add_argument("--head", action="store_true",
+                        help="synthetic suite: render the whole BFM head (forehead, ears, neck) around each face, "
+                             "as photos show it (default: the face alone on its background)")
     parser.add_argument("--photos", type=int, default=None, help="use only the first N annotated photos")
     parser.add_argument("--facemodel", type=Path, default=None,
                         help=f"face-model asset (default: ${paths.FACEMODEL_ENV}, else "
@@ -78,6 +81,6 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     meta = {"model": ", ".join(str(b) for b in bundles)}
     run_eval(methods, model, suites, args.out, seed=args.seed, count=args.count, verbose=not args.quiet,
-             photo_limit=args.photos, meta=meta, crop_jitter=jitter)
+             photo_limit=args.photos, meta=meta, crop_jitter=jitter, head=args.head)
     print(f"wrote {args.out / 'report.md'}")
     return 0

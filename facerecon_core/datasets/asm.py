@@ -4,7 +4,9 @@ Identity from the standard normal prior, expressions from :class:`ExpressionPrio
 toward open mouth, smile, pout, raised brows), pose over ±75° yaw, ±30° pitch, ±20° roll (``PoseRange``),
 the crop's detection jitter (``CropJitter``), random
 SH light, albedo from the face model's albedo basis (or the mean albedo with a skin-tone tint when
-it has none), a real-photo background, and blur / noise / JPEG degradations.
+it has none), a real-photo background, and blur / noise / JPEG degradations. With a
+:class:`~facerecon_core.facemodel.head.HeadModel` the whole BFM head (ears, neck) is rendered around
+the face, as photos show it; labels and ``face_mask`` stay the face's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from facerecon_core.datasets.expressions import ExpressionPrior
 from facerecon_core.datasets.scene import BackgroundBank, CropJitter, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
+from facerecon_core.facemodel.head import HeadModel
 from facerecon_core.pose import CropCamera, to_camera
 
 GENERATOR = "asm-1"
@@ -31,6 +34,7 @@ class AsmGenerator:
     res: int = 256
     poses: PoseRange = PoseRange()
     jitter: CropJitter = CropJitter()
+    head: HeadModel | None = None  # render the whole head around the face (None: the face alone)
 
     def __post_init__(self) -> None:
         self.expressions = ExpressionPrior.from_model(self.model)
@@ -50,11 +54,21 @@ class AsmGenerator:
         translation = place_in_crop(shape[model.landmark_indices], angles, self.res, scale=scale, shift=shift)
         sh = sample_sh(rng)
         albedo = model.albedo(albedo_coeff)
+        tone, tint = 1.0, np.ones(3)
         if model.n_albedo == 0:
-            albedo = albedo * rng.uniform(0.8, 1.15) * rng.uniform(0.93, 1.07, 3)
+            tone, tint = rng.uniform(0.8, 1.15), rng.uniform(0.93, 1.07, 3)
+            albedo = albedo * tone * tint
         verts_cam = to_camera(shape, angles, translation)
-        image, mask = render_face(verts_cam, model.triangles, albedo, sh, self.backgrounds.sample(rng, self.res),
-                                  self.camera)
+        background = self.backgrounds.sample(rng, self.res)
+        if self.head is None:
+            image, mask = render_face(verts_cam, model.triangles, albedo, sh, background, self.camera)
+        else:
+            head = self.head
+            head_albedo = head.albedo_mean * tone * tint
+            head_albedo[head.face_indices] = albedo
+            image, mask = render_face(to_camera(head.around(shape, id_coeff, exp_coeff), angles, translation),
+                                      head.triangles, head_albedo, sh, background, self.camera,
+                                      face_triangles=head.n_face_triangles)
         landmarks_3d = verts_cam[model.landmark_indices]
         return {
             "image": degrade(image, rng),
@@ -69,8 +83,11 @@ class AsmGenerator:
         }
 
 
-def render_face(verts_cam, triangles, albedo, sh, background, camera: CropCamera) -> tuple[np.ndarray, np.ndarray]:
-    """Shade per-vertex ``albedo`` under ``sh`` over a uint8 background: (uint8 image, bool mask)."""
+def render_face(verts_cam, triangles, albedo, sh, background, camera: CropCamera,
+                face_triangles: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shade per-vertex ``albedo`` under ``sh`` over a uint8 background: (uint8 image, bool mask).
+
+    The mask covers the pixels of the first ``face_triangles`` triangles (None: of all)."""
     import torch
 
     from facerecon_core.render import render_mesh
@@ -81,7 +98,10 @@ def render_face(verts_cam, triangles, albedo, sh, background, camera: CropCamera
                           camera.render_camera(), vertex_colors=torch.as_tensor(albedo, dtype=torch.float32)[None],
                           sh=torch.as_tensor(sh)[None], background=bg, backend="cpu")
     image = (out.image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
-    return image, out.mask[0, 0].numpy() > 0.5
+    if face_triangles is None:
+        return image, out.mask[0, 0].numpy() > 0.5
+    ids = out.rast[0, :, :, 3].flip(0).numpy()  # triangle id + 1 (0: empty), bottom-up like the mask buffer
+    return image, (ids > 0) & (ids <= face_triangles)
 
 
 def render_textured(verts_cam, model: FaceModel, texture: np.ndarray, background: np.ndarray,

@@ -37,6 +37,7 @@ class SynthRequest:
     jitter: CropJitter | None = None  # asm, profiled: crop jitter (default: the kind's, see _default_jitter)
     pitch_turn: float = 0.0  # profiled: pitch tilt per view, degrees (±; 0: yaw turns only)
     yaw_range: float = 0.0  # profiled: each view's yaw uniform within ±this, degrees (0: 15° turns)
+    head: bool = False  # asm: render the whole BFM head (ears, neck) around the face
 
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
@@ -65,7 +66,7 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
 
 
 def _variant(request: SynthRequest) -> str:
-    """Check ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` / ``--yaw-range`` and name what they
+    """Check ``--head`` / ``--pose-range`` / ``--crop-jitter`` / ``--pitch-turn`` / ``--yaw-range`` and name what they
     change in the generator (other values, other samples; "" for the defaults)."""
     if request.poses is not None and request.kind != "asm":
         raise storage.DatasetError("--pose-range applies to asm data only (profiled and texture data take the poses "
@@ -74,6 +75,11 @@ def _variant(request: SynthRequest) -> str:
         raise storage.DatasetError("--crop-jitter applies to asm and profiled data only (texture data keeps the "
                                    "framing of its photos)")
     variant = ""
+    if request.head:
+        if request.kind != "asm":
+            raise storage.DatasetError("--head applies to asm data only (profiled and texture data show their "
+                                       "photos' heads)")
+        variant += " head"
     for flag, degrees, limit, name in (("--pitch-turn", request.pitch_turn, 45.0, "pitch"),
                                        ("--yaw-range", request.yaw_range, 90.0, "yaw")):
         if not degrees:
@@ -118,8 +124,11 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
         from facerecon_core.datasets.asm import AsmGenerator
         from facerecon_core.datasets.scene import BackgroundBank
 
+        from facerecon_core.facemodel.head import HeadModel
+
         return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res,
-                            poses=request.poses or PoseRange(), jitter=request.jitter or _default_jitter("asm"))
+                            poses=request.poses or PoseRange(), jitter=request.jitter or _default_jitter("asm"),
+                            head=HeadModel.build(model) if request.head else None)
     fits = usable_fits(request, model, photos, progress=False)
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator

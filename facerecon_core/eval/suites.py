@@ -34,9 +34,10 @@ def _log(msg: str, verbose: bool) -> None:
 # ------------------------------------------------------------------------------------- synthetic
 def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int = 500,
                     batch_size: int = 32, verbose: bool = False, examples: int = 4,
-                    jitter: CropJitter | None = None) -> dict:
+                    jitter: CropJitter | None = None, head: bool = False) -> dict:
     """Table I protocol on ``count`` held-out synthetic faces (see :mod:`facerecon_core.eval.synthetic`),
-    framed with the crop jitter ``jitter`` (None: :data:`~facerecon_core.eval.synthetic.EVAL_JITTER`).
+    framed with the crop jitter ``jitter`` (None: :data:`~facerecon_core.eval.synthetic.EVAL_JITTER`);
+    ``head``: the whole BFM head (ears, neck) rendered around each face.
 
     Landmark-driven peers get the ground-truth 2D landmarks with Gaussian noise of σ =
     ``SYNTHETIC_LANDMARK_NOISE`` × crop size (a good detector); ours and 3DDFA_V2 see the crop only.
@@ -45,7 +46,12 @@ def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count:
 
     t0 = time.perf_counter()
     jitter = jitter or EVAL_JITTER
-    data = SyntheticFaces(model, seed, count, res=CROP_SIZE, jitter=jitter)
+    head_model = None
+    if head:
+        from facerecon_core.facemodel.head import HeadModel
+
+        head_model = HeadModel.build(model)
+    data = SyntheticFaces(model, seed, count, res=CROP_SIZE, jitter=jitter, head=head_model)
     lm_idx = model.landmark_indices
     n_vert = model.n_vertices
     acc = {m.name: {"geo_sum": np.zeros(n_vert), "geo_n": np.zeros(n_vert), "exp_sum": np.zeros(n_vert),
@@ -87,7 +93,7 @@ def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count:
                 })
             timing["metrics_s"] += time.perf_counter() - t
         _log(f"synthetic {min(start + batch_size, count)}/{count} ({time.perf_counter() - t0:.0f} s)", verbose)
-    results: dict = {"count": count, "seed": seed, "crop_jitter": list(jitter.values()),
+    results: dict = {"count": count, "seed": seed, "crop_jitter": list(jitter.values()), "head": head,
                      "landmark_noise": SYNTHETIC_LANDMARK_NOISE, "methods": {}}
     per_vertex = {}
     for method in methods:
@@ -400,9 +406,10 @@ def speed_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int
 # ------------------------------------------------------------------------------------------- run
 def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, seed: int = 0, count: int = 500,
              shared: Path | None = None, verbose: bool = True, photo_limit: int | None = None,
-             meta: dict | None = None, crop_jitter: CropJitter | None = None) -> dict:
+             meta: dict | None = None, crop_jitter: CropJitter | None = None, head: bool = False) -> dict:
     """Run ``suites`` (names from :data:`SUITES`, or ``all``) with ``methods``; write the report.
-    ``crop_jitter``: the synthetic faces' (None: the default, a good detector's)."""
+    ``crop_jitter``: the synthetic faces' (None: the default, a good detector's); ``head``: render the
+    whole head around them."""
     from facerecon_core import paths
     from facerecon_core.eval.report import write_report
 
@@ -420,7 +427,7 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
         photos = photos[:photo_limit]
     if "synthetic" in suites:
         results["synthetic"] = synthetic_suite(methods, model, seed=seed, count=count, verbose=verbose,
-                                               jitter=crop_jitter)
+                                               jitter=crop_jitter, head=head)
     if "landmarks" in suites:
         t = time.perf_counter()
         results["landmarks"] = landmarks_suite(methods, photos, prepared, verbose=verbose)

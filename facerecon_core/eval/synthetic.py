@@ -8,7 +8,8 @@ seed stream: face ``i`` of seed ``S`` uses ``numpy.random.default_rng([EVAL_STRE
 seeds), with large expressions favoured (archetype probability 0.85 instead of 0.6), yaw uniform in
 ±60°, pitch ±20°, roll ±15°.
 The background photos are the ``taiwan_expr_faces`` / ``jaffe``-free sources listed in
-:data:`BACKGROUND_SOURCES`.
+:data:`BACKGROUND_SOURCES`. With a :class:`~facerecon_core.facemodel.head.HeadModel` (``eval --head``)
+the whole head (ears, neck) is rendered around each face, the same faces otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from facerecon_core.datasets.expressions import ExpressionPrior
 from facerecon_core.datasets.scene import BackgroundBank, CropJitter, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
+from facerecon_core.facemodel.head import HeadModel
 from facerecon_core.pose import CropCamera, to_camera
 from facerecon_core.render.numpy_render import render_mesh_numpy
 
@@ -61,9 +63,9 @@ class SyntheticFaces:
 
     def __init__(self, model: FaceModel, seed: int, count: int, res: int = 256,
                  backgrounds: BackgroundBank | None = None, poses: PoseRange = EVAL_POSES,
-                 jitter: CropJitter = EVAL_JITTER):
+                 jitter: CropJitter = EVAL_JITTER, head: HeadModel | None = None):
         self.model, self.seed, self.count, self.res, self.poses = model, int(seed), int(count), res, poses
-        self.jitter = jitter
+        self.jitter, self.head = jitter, head
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
         self.camera = CropCamera(res)
         self.render_camera = self.camera.render_camera()
@@ -92,13 +94,20 @@ class SyntheticFaces:
         translation = place_in_crop(shape[m.landmark_indices], angles, self.res, scale=scale, shift=shift)
         sh = sample_sh(rng)
         albedo = m.albedo(0.8 * rng.standard_normal(m.n_albedo)) if m.n_albedo else m.albedo_mean
-        albedo = albedo * rng.uniform(0.8, 1.15) * rng.uniform(0.93, 1.07, 3)
+        tone, tint = rng.uniform(0.8, 1.15), rng.uniform(0.93, 1.07, 3)
+        albedo = albedo * tone * tint
         if self.backgrounds is not None:
             background = self.backgrounds.sample(rng, self.res)
         else:
             background = np.full((self.res, self.res, 3), rng.integers(40, 200, 3), np.uint8)
         verts_cam = to_camera(shape, angles, translation)
-        image, _ = render_mesh_numpy(verts_cam, m.triangles, self.render_camera, vertex_colors=albedo, sh=sh,
+        verts, triangles, colours = verts_cam, m.triangles, albedo
+        if self.head is not None:
+            verts = to_camera(self.head.around(shape, id_coeff, exp_coeff), angles, translation)
+            colours = self.head.albedo_mean * tone * tint
+            colours[self.head.face_indices] = albedo
+            triangles = self.head.triangles
+        image, _ = render_mesh_numpy(verts, triangles, self.render_camera, vertex_colors=colours, sh=sh,
                                      background=background)
         image = (np.clip(image[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
         return SyntheticFace(
