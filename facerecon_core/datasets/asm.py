@@ -64,11 +64,9 @@ class AsmGenerator:
             image, mask = render_face(verts_cam, model.triangles, albedo, sh, background, self.camera)
         else:
             head = self.head
-            head_albedo = head.albedo_mean * tone * tint
-            head_albedo[head.face_indices] = albedo
             image, mask = render_face(to_camera(head.around(shape, id_coeff, exp_coeff), angles, translation),
-                                      head.triangles, head_albedo, sh, background, self.camera,
-                                      face_triangles=head.n_face_triangles)
+                                      head.triangles, head.albedo_around(albedo, tone * tint), sh, background,
+                                      self.camera, face_triangles=head.n_face_triangles)
         landmarks_3d = verts_cam[model.landmark_indices]
         return {
             "image": degrade(image, rng),

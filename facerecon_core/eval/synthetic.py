@@ -104,8 +104,7 @@ class SyntheticFaces:
         verts, triangles, colours = verts_cam, m.triangles, albedo
         if self.head is not None:
             verts = to_camera(self.head.around(shape, id_coeff, exp_coeff), angles, translation)
-            colours = self.head.albedo_mean * tone * tint
-            colours[self.head.face_indices] = albedo
+            colours = self.head.albedo_around(albedo, tone * tint)
             triangles = self.head.triangles
         image, _ = render_mesh_numpy(verts, triangles, self.render_camera, vertex_colors=colours, sh=sh,
                                      background=background)

@@ -85,6 +85,13 @@ class HeadModel:
         head[self.face_indices] = face_vertices
         return head
 
+    def albedo_around(self, face_albedo: np.ndarray, tint) -> np.ndarray:
+        """Per-vertex albedo (N, 3): the mean albedo × ``tint`` (the face's skin-tone factors), its face
+        part exactly ``face_albedo`` (V, 3)."""
+        albedo = self.albedo_mean * tint
+        albedo[self.face_indices] = face_albedo
+        return albedo
+
 
 def rest_triangles(uv: np.ndarray, vertices: np.ndarray, face_indices: np.ndarray,
                    face_triangles: np.ndarray) -> np.ndarray:
