@@ -16,7 +16,8 @@ import torch
 
 from facerecon_core import paths
 from facerecon_core.inference import BundleError, ModelBundle, decode_pose, encode_pose
-from facerecon_core.inference.export import ExportError, build_network, check_crops, export_bundle, strip_prefixes
+from facerecon_core.inference.export import (ExportError, build_network, check_crops, export_bundle, graph_specs,
+                                             strip_prefixes, verify_graphs)
 from facerecon_core.inference.mirror import (REFLECT_SH, average_rotations, mirror_images, reflect_asm,
                                              reflect_pose)
 from facerecon_core.inference.shift import shift_images, shift_offsets, unshift_pose
@@ -138,6 +139,30 @@ def test_check_crops_are_faces(fm):
         assert r > b + 0.05  # skin, not the grey background
     again, _ = check_crops(fm, 96)
     assert torch.equal(image, again)
+
+
+def test_export_check_reads_the_asms_where_the_vertices_do(bundle_dir, trained, fm):
+    """The ONNX-vs-torch check compares A_id and A_exp at the face model's vertices: a difference in
+    texels that no vertex reads is no part of it, one on the face is, in full."""
+    from scipy.ndimage import binary_dilation
+
+    read = binary_dilation(fm.face_mask(128), iterations=2)  # the face region and its bilinear neighbours
+    specs = graph_specs(trained[0], 128, fm)
+    module, args, names, outputs = specs["geometry"]
+
+    class Offset(torch.nn.Module):
+        def __init__(self, where: np.ndarray):
+            super().__init__()
+            self.module, self.offset = module, torch.from_numpy(5.0 * where.astype(np.float32))[None, :, :, None]
+
+        def forward(self, image):
+            a_id, *rest = self.module(image)
+            return (a_id + self.offset, *rest)
+
+    assert verify_graphs(bundle_dir, specs, fm)["A_id"] < 1e-4
+    outside = verify_graphs(bundle_dir, {"geometry": (Offset(~read), args, names, outputs)}, fm)
+    inside = verify_graphs(bundle_dir, {"geometry": (Offset(read), args, names, outputs)}, fm)
+    assert outside["A_id"] < 1e-4 and abs(inside["A_id"] - 5.0) < 1e-3 and inside["A_exp"] < 1e-4
 
 
 def test_half_inference_only_bundle(bundle_dir, trained, fm, tmp_path):

@@ -74,7 +74,7 @@ def checkpoint_from_bundle(folder: str | Path, facemodel) -> StartWeights:
     # the specs' modules wrap ``net``: they see the weights loaded below
     specs = graph_specs(net, config.model.input_size, facemodel)
     folded = False if with_weights else _load_from_graphs(net, folder, specs)
-    diffs = verify_graphs(folder, specs)
+    diffs = verify_graphs(folder, specs, facemodel)
     worst = max(diffs.values(), default=0.0)
     if not worst <= VERIFY_ATOL:
         raise BundleError(f"{folder}: the network rebuilt from the bundle disagrees with its graphs by {worst:.2e} "
