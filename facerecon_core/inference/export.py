@@ -366,7 +366,7 @@ def _manifest(config: Config, ckpt: dict, checkpoint: Path, model, ckpt_hash: st
                      "checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)},
         "verification": {"max_abs_diff": diffs, "tolerance": tolerance,
                          "what": "onnxruntime (CPU) vs torch on two rendered face crops (check_crops), "
-                                 "batches 2 and 1"},
+                                 "batches 2 and 1; A_id and A_exp at the face model's vertices"},
         "config": config.to_dict(),
     }
 
