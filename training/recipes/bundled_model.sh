@@ -155,17 +155,16 @@ restart fusion12 geometry12 fusion13 7000 3500 --data data/asm128_h23 data/asm12
 #    the evaluation does not use) with the whole head rendered around them, and the landmark loss L_ali on every
 #    real-photo set's held-out samples and on the held-out people (fusion leaves L_ali as the geometry run made it)
 fr export --checkpoint "$RUNS/geometry12/best.pt" --out "$RUNS/model_geometry12" --half --no-weights --overwrite
-for stage in fusion12 geometry12; do
-    fr eval --suite synthetic --count 100 --no-peers --model "$RUNS/model_$stage" --out "$RUNS/choose_$stage" --quiet
-    fr eval --suite synthetic --seed 5 --count 100 --head --no-peers --model "$RUNS/model_$stage" \
-        --out "$RUNS/choose_head_$stage" --quiet
+BUNDLES=("$RUNS/model_fusion12" "$RUNS/model_geometry12")
+for bundle in "${BUNDLES[@]}"; do
+    fr eval --suite synthetic --count 100 --no-peers --model "$bundle" --out "$RUNS/choose_${bundle##*/}" --quiet
+    fr eval --suite synthetic --seed 5 --count 100 --head --no-peers --model "$bundle" \
+        --out "$RUNS/choose_head_${bundle##*/}" --quiet
 done
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion12" "$RUNS/model_geometry12" --data data/texture128_mux \
-    data/profiled128 data/profiled128_mux data/profiled128_pitch data/profiled128_yaw
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion12" "$RUNS/model_geometry12" --data data/texture128_mux \
-    --below 380
-fr validate --stage fusion --checkpoint "$RUNS/model_fusion12" "$RUNS/model_geometry12" --data data/heldout128_yaw \
-    --every 1
+fr validate --stage fusion --checkpoint "${BUNDLES[@]}" --data data/texture128_mux data/profiled128 \
+    data/profiled128_mux data/profiled128_pitch data/profiled128_yaw
+fr validate --stage fusion --checkpoint "${BUNDLES[@]}" --data data/texture128_mux --below 380
+fr validate --stage fusion --checkpoint "${BUNDLES[@]}" --data data/heldout128_yaw --every 1
 fr export --checkpoint "$RUNS/fusion13/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
