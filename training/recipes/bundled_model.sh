@@ -54,6 +54,21 @@ fr data synth --kind asm --count 20000 --seed 23 --res 128 --photos $PHOTOS --he
 fr data synth --kind asm --count 10000 --seed 24 --res 128 --photos $PHOTOS --head --crop-jitter 0.3 0.08 \
     --out data/asm128_hj24 --workers 2
 fr data synth --kind asm --count 10000 --seed 25 --res 128 --photos $PHOTOS --out data/asm128_s25 --workers 2
+# for session 29's: new views of the 628 photos (new seeds; the same kinds and counts as profiled128,
+# profiled128_mux, profiled128_pitch, profiled128_yaw and texture128_mux, and 2,000 more in off-centre crops) in
+# place of the views the earlier runs had seen many times over (8 min to generate with the fits)
+fr data synth --kind profiled --count 2000 --seed 41 --res 128 --photos $PHOTOS --fits data/fits \
+    --out data/profiled128_41 --workers 2
+fr data synth --kind profiled --count 2000 --seed 47 --res 128 --photos $PHOTOS --fits data/fits \
+    --crop-jitter 0.3 0.08 --out data/profiled128_j47 --workers 2
+fr data synth --kind profiled --count 1000 --seed 42 --res 128 --photos ../shared/faces/muxspace_fer \
+    --fits data/fits --out data/profiled128_mux42 --workers 2
+fr data synth --kind profiled --count 2000 --seed 43 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
+    --fits data/fits --pitch-turn 40 --out data/profiled128_pitch43 --workers 2
+fr data synth --kind profiled --count 3000 --seed 44 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
+    --fits data/fits --yaw-range 90 --pitch-turn 30 --out data/profiled128_yaw44 --workers 2
+fr data synth --kind texture --count 2400 --seed 46 --res 128 --photos $PHOTOS ../shared/faces/muxspace_fer \
+    --fits data/fits --out data/texture128_m46 --workers 2
 # held out for choosing, never trained on: 300 views at any yaw of 82 photos of people that no training photo
 # shows (every 4th of jaffe and yalefaces), their fits' landmarks as labels (session 21; 3 min with the fits)
 fr data synth --kind profiled --count 300 --seed 35 --res 128 --photos @training/recipes/heldout_photos.txt \
@@ -148,14 +163,20 @@ restart fusion11 geometry11 fusion12 7000 3500 --data data/asm128_s19 data/asm12
 restart fusion12 geometry12 fusion13 7000 3500 --data data/asm128_h23 data/asm128_hj24 data/asm128_s25 \
     data/asm128_x data/asm128_wide data/profiled128 data/profiled128_mux data/profiled128_pitch \
     data/profiled128_yaw data/texture128_mux --repeat 1 1 1 1 1 8 2 8 4 12 --set train.lr_geometry=1.0e-4
+# from fusion13's bundle (session 29), the same settings and synthetic faces, the real photos seen in new views:
+# the new-seed sets in place of the five above (the plain views split into centred and off-centre ones, 4× each)
+restart fusion13 geometry13 fusion14 7000 3500 --data data/asm128_h23 data/asm128_hj24 data/asm128_s25 \
+    data/asm128_x data/asm128_wide data/profiled128_41 data/profiled128_j47 data/profiled128_mux42 \
+    data/profiled128_pitch43 data/profiled128_yaw44 data/texture128_m46 --repeat 1 1 1 1 1 4 4 2 8 4 12 \
+    --set train.lr_geometry=1.0e-4
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
-#    geometry run's bundle, checked against the shipped one before it (fusion12's) on held-out data only (never
+#    geometry run's bundle, checked against the shipped one before it (fusion13's) on held-out data only (never
 #    the test photos) by the rule in MODEL_CARD.md: the synthetic suite, 100 other synthetic faces (seed 5, which
 #    the evaluation does not use) with the whole head rendered around them, and the landmark loss L_ali on every
 #    real-photo set's held-out samples and on the held-out people (fusion leaves L_ali as the geometry run made it)
-fr export --checkpoint "$RUNS/geometry12/best.pt" --out "$RUNS/model_geometry12" --half --no-weights --overwrite
-BUNDLES=("$RUNS/model_fusion12" "$RUNS/model_geometry12")
+fr export --checkpoint "$RUNS/geometry13/best.pt" --out "$RUNS/model_geometry13" --half --no-weights --overwrite
+BUNDLES=("$RUNS/model_fusion13" "$RUNS/model_geometry13")
 for bundle in "${BUNDLES[@]}"; do
     fr eval --suite synthetic --count 100 --no-peers --model "$bundle" --out "$RUNS/choose_${bundle##*/}" --quiet
     fr eval --suite synthetic --seed 5 --count 100 --head --no-peers --model "$bundle" \
@@ -165,7 +186,7 @@ fr validate --stage fusion --checkpoint "${BUNDLES[@]}" --data data/texture128_m
     data/profiled128_mux data/profiled128_pitch data/profiled128_yaw
 fr validate --stage fusion --checkpoint "${BUNDLES[@]}" --data data/texture128_mux --below 380
 fr validate --stage fusion --checkpoint "${BUNDLES[@]}" --data data/heldout128_yaw --every 1
-fr export --checkpoint "$RUNS/fusion13/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
+fr export --checkpoint "$RUNS/fusion14/best.pt" --out facerecon_core/data/model --half --no-weights --overwrite
 
 # 4. the full evaluation beside the peers (MODEL_CARD.md)
 fr eval --suite all --model facerecon_core/data/model --out "$RUNS/eval"
