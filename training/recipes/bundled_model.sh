@@ -160,15 +160,15 @@ restart fusion11 geometry11 fusion12 7000 3500 --data data/asm128_s19 data/asm12
 # from fusion12's bundle (session 28), the same settings, with the head faces and the new faces alone in place of
 # asm128_s19 and asm128_j20, and the real photos oversampled further (profiled128 and the pitched views 8×, the
 # photo triplets 12× an epoch: 59 % of the samples real)
-restart fusion12 geometry12 fusion13 7000 3500 --data data/asm128_h23 data/asm128_hj24 data/asm128_s25 \
-    data/asm128_x data/asm128_wide data/profiled128 data/profiled128_mux data/profiled128_pitch \
-    data/profiled128_yaw data/texture128_mux --repeat 1 1 1 1 1 8 2 8 4 12 --set train.lr_geometry=1.0e-4
+HEAD_FACES=(data/asm128_h23 data/asm128_hj24 data/asm128_s25 data/asm128_x data/asm128_wide)
+restart fusion12 geometry12 fusion13 7000 3500 --data "${HEAD_FACES[@]}" data/profiled128 data/profiled128_mux \
+    data/profiled128_pitch data/profiled128_yaw data/texture128_mux --repeat 1 1 1 1 1 8 2 8 4 12 \
+    --set train.lr_geometry=1.0e-4
 # from fusion13's bundle (session 29), the same settings and synthetic faces, the real photos seen in new views:
 # the new-seed sets in place of the five above (the plain views split into centred and off-centre ones, 4× each)
-restart fusion13 geometry13 fusion14 7000 3500 --data data/asm128_h23 data/asm128_hj24 data/asm128_s25 \
-    data/asm128_x data/asm128_wide data/profiled128_41 data/profiled128_j47 data/profiled128_mux42 \
-    data/profiled128_pitch43 data/profiled128_yaw44 data/texture128_m46 --repeat 1 1 1 1 1 4 4 2 8 4 12 \
-    --set train.lr_geometry=1.0e-4
+restart fusion13 geometry13 fusion14 7000 3500 --data "${HEAD_FACES[@]}" data/profiled128_41 data/profiled128_j47 \
+    data/profiled128_mux42 data/profiled128_pitch43 data/profiled128_yaw44 data/texture128_m46 \
+    --repeat 1 1 1 1 1 4 4 2 8 4 12 --set train.lr_geometry=1.0e-4
 
 # 3. the inference bundle (ONNX with float16-stored weights + manifest; no torch weights: < 25 MB): the last
 #    geometry run's bundle, checked against the shipped one before it (fusion13's) on held-out data only (never
