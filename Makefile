@@ -24,7 +24,7 @@ $(FACEMODEL): $(VENV)/.installed
 # The astronaut photo → OBJ, GLB, NPZ and overlay (facerecon demo), then a .blend through the add-on (bpy module).
 demo: setup $(FACEMODEL)
 	$(PY) -m facerecon_core demo --out out/demo
-	$(PY) blender_addon/scripts/batch_reconstruct.py --input out/demo/astronaut.png --output out/demo --texture-size 1024
+	$(PY) blender_addon/scripts/batch_reconstruct.py --input out/demo/astronaut.png --output out/demo --texture-size 1024 --match-render-size
 	@echo "demo: out/demo/astronaut.obj (+ .mtl, _albedo.png), astronaut.glb, astronaut_overlay.png, astronaut.blend"
 
 test: setup

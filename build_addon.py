@@ -13,11 +13,13 @@ installer both accept that) with:
   render and everything that imports torch; checked by an import graph: nothing shipped imports
   torch at module level, and every module-level ``facerecon_core`` import is shipped) and the
   third-party wheels it needs for the platform (``pip download --only-binary=:all: --platform …
-  --python-version 3.11 --no-deps``; face-recognition-models has no wheel on PyPI, so one is built
-  from its sdist, keeping only the two dlib model files facerecon uses);
+  --python-version 3.11 --no-deps``: onnxruntime, dlib-bin, pillow; face-recognition-models has no wheel on
+  PyPI, so one is built from its sdist, keeping only the CNN detector and the 68-point predictor in its compact
+  form); the zip must stay within 100 MB (``MAX_ZIP_BYTES``), and the build prints its largest parts;
 - ``data/model/``: the exported model bundle (ONNX graphs and manifest; the torch weights are left
   out) from ``--model`` or the default bundle location ``facerecon_core/data/model/``;
-- ``data/facemodel.npz``: the BFM-derived face-model asset (non-commercial; see LICENSE.txt).
+- ``data/facemodel.npz``: the BFM-derived face-model asset without its identity basis, which inference does not
+  read (non-commercial; see LICENSE.txt).
 
 Nothing is installed with pip or downloaded at run time.
 """
@@ -67,20 +69,21 @@ PLATFORMS = {
                   "macosx_10_14_x86_64", "macosx_10_13_x86_64", "macosx_10_10_x86_64", "macosx_10_9_x86_64"],
 }
 
-# import name -> pip requirement; versions are the ones tested with numpy 1.26 (Blender 4.2 – 5.0).
+# import name -> pip requirement; versions are the ones tested with numpy 1.26 (Blender 4.2 – 5.0). Only what the
+# reconstruction runs: OpenCV and SciPy serve training and evaluation (facerecon_core.imageops does the image work).
 WHEELS = {
     "onnxruntime": "onnxruntime==1.32.0",
-    "cv2": "opencv-python-headless==4.11.0.86",
     "dlib": "dlib-bin==20.0.1.post1",
     "PIL": "pillow==13.0.0",
-    "scipy": "scipy==1.17.1",
 }
 # Older pins where the tested version has no wheel for the platform.
 PLATFORM_PINS = {
     "macos-x64": {"onnxruntime": "onnxruntime==1.23.2", "dlib": "dlib-bin==19.24.6"},
 }
 FACE_MODELS_REQ = "face-recognition-models==0.3.0"
-FACE_MODELS_KEEP = {"mmod_human_face_detector.dat", "shape_predictor_68_face_landmarks.dat"}
+FACE_MODELS_KEEP = {"mmod_human_face_detector.dat"}  # and the 68-point predictor, compact (facerecon_core.detect)
+FACE_MODELS_LOCAL = "compact68"  # the slim wheel's local version label
+MAX_ZIP_BYTES = 100 * 10**6  # one platform's zip
 BUNDLE_FILES_SKIPPED = {"weights.safetensors"}  # torch runtime only
 
 
@@ -301,8 +304,14 @@ def download_wheel(requirement: str, platform: str, cache: Path) -> Path:
 
 
 def face_models_wheel(cache: Path) -> Path:
-    """face-recognition-models as a pure wheel with only the detector and the 68-point predictor."""
+    """face-recognition-models as a pure wheel with only what facerecon runs: the CNN detector, and the 68-point
+    predictor in its compact form (8-bit leaves: 16 MB instead of 100; dlib's file is written from it on first
+    use, see facerecon_core.detect.models.shape_predictor_path)."""
+    from facerecon_core.detect.dlib_predictor import read_predictor
+    from facerecon_core.detect.models import SHAPE_PREDICTOR_COMPACT, SHAPE_PREDICTOR_FILE
+
     dist, version = FACE_MODELS_REQ.split("==")
+    version = f"{version}+{FACE_MODELS_LOCAL}"
     slim = cache / f"face_recognition_models-{version}-py3-none-any.whl"
     if slim.is_file():
         return slim
@@ -314,10 +323,31 @@ def face_models_wheel(cache: Path) -> Path:
             for name in archive.namelist():
                 if ".dist-info/" in name:
                     continue
+                if Path(name).name == SHAPE_PREDICTOR_FILE:
+                    compact, _ = read_predictor(archive.read(name))
+                    compact.save(Path(tmp) / SHAPE_PREDICTOR_COMPACT)
+                    files[str(Path(name).with_name(SHAPE_PREDICTOR_COMPACT))] = \
+                        (Path(tmp) / SHAPE_PREDICTOR_COMPACT).read_bytes()
+                    continue
                 if name.endswith(".dat") and Path(name).name not in FACE_MODELS_KEEP:
                     continue
                 files[name] = archive.read(name)
     return write_wheel(slim, "face_recognition_models", version, files)
+
+
+def runtime_facemodel(facemodel: Path, out: Path) -> Path:
+    """The face-model asset as inference reads it: without the identity basis (used only by fitting, training
+    and torch refinement), which is 18 of its 23 MB. Its content hash still names the model the bundle was
+    trained on."""
+    import numpy as np
+
+    with np.load(facemodel, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["id_basis"] = arrays["id_basis"][:0]
+    arrays["id_scale"] = arrays["id_scale"][:0]
+    with open(out, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return out
 
 
 def platform_requirements(platform: str) -> dict[str, str]:
@@ -429,12 +459,22 @@ def build(platform: str, out_dir: Path, model_dir: Path, facemodel: Path, cache:
             for path in sorted(model_dir.iterdir()):
                 if path.is_file() and path.name not in BUNDLE_FILES_SKIPPED:
                     archive.write(path, f"{root}/data/model/{path.name}")
-            archive.write(facemodel, f"{root}/data/facemodel.npz", compress_type=zipfile.ZIP_STORED)
+            archive.write(runtime_facemodel(facemodel, wheel_dir / "facemodel.npz"), f"{root}/data/facemodel.npz",
+                          compress_type=zipfile.ZIP_STORED)
+            parts = sorted(((Path(i.filename).name, i.compress_size) for i in archive.infolist()),
+                           key=lambda part: -part[1])
             archive.writestr(f"{root}/data/build.json", json.dumps({
                 "version": version, "platform": platform, "wheels": [w.name for w in wheels],
                 "modules": sorted(graph.shipped), "model": str(model_dir), "facemodel": str(facemodel)}, indent=1))
+        size = partial.stat().st_size
+        if size > MAX_ZIP_BYTES:
+            partial.unlink()
+            raise BuildError(f"the {platform} zip would be {size / 1e6:.1f} MB, over the {MAX_ZIP_BYTES / 1e6:.0f} MB "
+                             "limit; largest parts: " + ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in parts[:4]))
         os.replace(partial, target)
-    log(f"{target}: {target.stat().st_size / 2**20:.1f} MiB ({len(wheels)} wheels)")
+    log(f"{target}: {size / 1e6:.1f} MB ({len(wheels)} wheels; limit {MAX_ZIP_BYTES / 1e6:.0f} MB)")
+    for name, nbytes in parts[:8]:
+        log(f"  {nbytes / 1e6:6.1f} MB  {name}")
     return target
 
 

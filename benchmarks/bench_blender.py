@@ -37,7 +37,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--texture-size", default="1024", choices=["256", "512", "1024", "2048"])
     parser.add_argument("--repeats", type=int, default=2, help="runs per photo after the first (default 2)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
     from facerecon_core import paths
 
     model = args.model or paths.default_model_dir()
@@ -49,7 +52,7 @@ def main() -> None:
     addon = load_addon()
     addon.register()
     ops = sys.modules["facerecon_addon.ui.operators"]
-    photos = [paths.shared_dir() / "faces" / p for p in PHOTOS]
+    photos = [paths.shared_dir() / "faces" / p for p in PHOTOS[:1 if args.quick else None]]
     rows, first_load = [], None
     for photo in photos:
         for _ in range(1 + args.repeats):

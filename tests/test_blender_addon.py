@@ -9,6 +9,7 @@ untrained ``cpu.yaml`` network.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -42,6 +43,16 @@ def load_addon_package(name: str = "facerecon_addon_test"):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def archive_member(path: Path, name: str):
+    """A zip inside a zip, opened."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as outer, zipfile.ZipFile(io.BytesIO(outer.read(name))) as inner:
+        yield inner
 
 
 def run_bpy(script: str, *args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -144,6 +155,47 @@ def test_register_imports_no_inference():
     assert out["ok"] and out["loaded"] == []
 
 
+def test_every_option_has_a_tooltip_and_refinement_shows_only_where_it_runs():
+    """Each property of the operator and of the sidebar's settings has a description; the panel draws
+    "Refine steps" only where torch imports, and one line saying why otherwise."""
+    proc = run_bpy(f"""
+        import sys, json, importlib.util
+        import bpy
+        spec = importlib.util.spec_from_file_location("facerecon_addon", {str(ADDON / '__init__.py')!r},
+                                                      submodule_search_locations=[{str(ADDON)!r}])
+        mod = importlib.util.module_from_spec(spec); sys.modules["facerecon_addon"] = mod; spec.loader.exec_module(mod)
+        mod.register()
+        from facerecon_addon.ui import options
+        res = {{"missing": []}}
+        for owner in (bpy.ops.facerecon.reconstruct_from_photo.get_rna_type(), type(bpy.context.scene.facerecon).bl_rna):
+            for prop in owner.properties:
+                if prop.identifier != "rna_type" and not prop.is_hidden and not prop.description.strip():
+                    res["missing"].append(owner.identifier + "." + prop.identifier)
+        res["settings"] = sorted(p.identifier for p in type(bpy.context.scene.facerecon).bl_rna.properties)
+
+        class Layout:
+            def __init__(self, calls): self.calls = calls
+            def row(self): return self
+            def prop(self, data, name, **kw): self.calls.append(("prop", name))
+            def label(self, text="", **kw): self.calls.append(("label", text))
+        settings = bpy.context.scene.facerecon
+        for available in (False, True):
+            options.torch_available = lambda: available
+            calls = []
+            options.draw_options(Layout(calls), settings)
+            res[str(available)] = calls
+        mod.unregister()
+        print("RESULT " + json.dumps(res))
+    """)
+    res = result_of(proc)
+    assert res["missing"] == []
+    assert "match_render_size" in res["settings"] and "refine_steps" in res["settings"]
+    without, with_torch = ([tuple(c) for c in res[k]] for k in ("False", "True"))
+    assert ("prop", "refine_steps") not in without and ["label"] == [k for k, t in without if "PyTorch" in t]
+    assert ("prop", "refine_steps") in with_torch and not any(k == "label" for k, _ in with_torch)
+    assert ("prop", "match_render_size") in without and ("prop", "texture_size") in without
+
+
 # ------------------------------------------------------------------------- modal driver
 class FakeResult:
     faces = ["face"]
@@ -242,6 +294,8 @@ ISOLATED = """
     os.environ["BLENDER_USER_RESOURCES"] = user
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and not os.path.isfile(os.path.join(p, "build_addon.py"))]
+    for absent in ("cv2", "scipy", "torch", "numba"):  # not in the zip: the add-on must run without them
+        sys.modules[absent] = None
     import bpy
 """
 
@@ -256,13 +310,16 @@ INSTALLED_SCRIPT = """
     res["enabled"] = "bl_ext.user_default.facerecon" in bpy.context.preferences.addons
     res["loaded_at_register"] = sorted(m for m in sys.modules if m.startswith("facerecon_core"))
     bpy.ops.wm.read_homefile(use_empty=True)
+    render = bpy.context.scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = 1920, 1080, 50
     t = time.perf_counter()
     res["op"] = sorted(bpy.ops.facerecon.reconstruct_from_photo(filepath=photo, texture_size="256", refine_steps=0,
                                                                 add_camera=True))
+    res["resolution_after"] = [render.resolution_x, render.resolution_y, render.resolution_percentage]
     res["op_s"] = time.perf_counter() - t
     import facerecon_core
     res["core_file"] = facerecon_core.__file__
-    res["torch"] = "torch" in sys.modules
+    res["torch"] = sys.modules.get("torch") is not None
     obj = next(o for o in bpy.data.objects if o.type == "MESH")
     me = obj.data
     res["name"] = obj.name
@@ -288,7 +345,8 @@ INSTALLED_SCRIPT = """
     cam = bpy.data.objects.get(obj.name + "_camera")
     res["camera"] = cam is not None and cam.type == "CAMERA" and len(cam.data.background_images) == 1
     bpy.context.scene.camera = cam
-    res["resolution"] = [bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y]
+    render.resolution_x, render.resolution_y = cam.data.background_images[0].image.size  # the photo's, for the render
+    render.resolution_percentage = 100
     bpy.ops.wm.save_as_mainfile(filepath=out_blend)
     # failures: a bad photo and a missing model are reported in one line, Blender keeps running
     errors = []
@@ -355,8 +413,12 @@ RENDER_SCRIPT = """
 
 @pytest.mark.slow
 def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
-    assert addon_zip.stat().st_size > 50 * 2**20
+    sys.path.insert(0, str(REPO))
     import zipfile
+
+    import build_addon
+
+    assert 50e6 < addon_zip.stat().st_size <= build_addon.MAX_ZIP_BYTES  # 100 MB per platform
 
     with zipfile.ZipFile(addon_zip) as archive:
         names = archive.namelist()
@@ -368,6 +430,12 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
     assert "facerecon/data/facemodel.npz" in names and "facerecon/data/model/weights.safetensors" not in names
     assert "bl_info" in zipfile.ZipFile(addon_zip).read("facerecon/__init__.py").decode()
     assert all(f"./wheels/{Path(n).name}" in manifest for n in names if n.endswith(".whl"))
+    wheels = [Path(n).name.lower() for n in names if n.endswith(".whl")]
+    assert not any(w.startswith(("opencv", "scipy", "torch", "numba")) for w in wheels), wheels
+    face_models = next(n for n in names if "face_recognition_models" in n)
+    with archive_member(addon_zip, face_models) as models:
+        assert sorted(Path(n).name for n in models.namelist() if "/models/" in n) == [
+            "mmod_human_face_detector.dat", "shape_predictor_68_face_landmarks.npz"]
     assert not any(f"facerecon_core/{p}/" in n for n in core_files for p in ("train", "model", "datasets", "fitting"))
 
     photo = shared_dir / PHOTO_REL
@@ -379,6 +447,7 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
     res = result_of(proc)
     assert res["install"] == ["FINISHED"] and res["enabled"] and res["loaded_at_register"] == []
     assert res["op"] == ["FINISHED"] and res["name"] == photo.stem
+    assert res["resolution_after"] == [1920, 1080, 50]  # the scene's render settings are the user's
     assert str(tmp_path / "user") in res["core_file"] and not res["torch"]  # the zip's own facerecon_core
     assert res["counts"] == [38365, 76073] and res["uv"] == ["UVMap"] and res["smooth"]
     assert res["material"] == "Face Albedo" and res["bsdf"] and res["image"] == [[256, 256], True]
@@ -417,7 +486,10 @@ LEGACY_SCRIPT = """
     res["enabled"] = "facerecon" in bpy.context.preferences.addons
     res["loaded_at_register"] = sorted(m for m in sys.modules if m.startswith("facerecon_core"))
     bpy.ops.wm.read_homefile(use_empty=True)
-    res["op"] = sorted(bpy.ops.facerecon.reconstruct_from_photo(filepath=photo, texture_size="256", refine_steps=0))
+    res["op"] = sorted(bpy.ops.facerecon.reconstruct_from_photo(filepath=photo, texture_size="256", refine_steps=0,
+                                                                match_render_size=True))
+    render = bpy.context.scene.render
+    res["resolution"] = [render.resolution_x, render.resolution_y, render.resolution_percentage]
     import facerecon_core, onnxruntime
     res["core_file"], res["ort_file"] = facerecon_core.__file__, onnxruntime.__file__
     me = next(o for o in bpy.data.objects if o.type == "MESH").data
@@ -439,6 +511,10 @@ def test_zip_installs_as_a_legacy_addon(addon_zip, shared_dir, tmp_path):
     assert Path(res["core_file"]).is_relative_to(site) and Path(res["ort_file"]).is_relative_to(site)
     assert (site / ".unpacked").is_file()
     assert res["counts"] == [38365, 76073] and res["keys"] == 12
+    from PIL import Image, ImageOps
+
+    with Image.open(shared_dir / PHOTO_REL) as photo:
+        assert res["resolution"] == [*ImageOps.exif_transpose(photo).size, 100]  # "Match render size to photo"
 
 
 def test_mirror_and_shift_options_reach_the_pipeline(test_bundle, facemodel_path, shared_dir):
@@ -504,9 +580,15 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
         rec = dataclasses.replace(rec, angles=np.array([0.15, -0.4, 0.1]), translation=np.array([30.0, -20.0, -900.0]),
                                   crop_box=np.array([150.0, 40.0, 260.0]))
         bpy.ops.wm.read_homefile(use_empty=True)
-        obj, timings = scene.build_face(rec, name="mean", exp_basis=fm.exp_basis, texture_size=1024, camera=True,
-                                        photo_size=(640, 480))
         sc = bpy.context.scene
+        sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 1920, 1080, 50
+        untouched = scene.build_face(rec, name="untouched", texture_size=64, camera=True, photo_size=(640, 480))[0]
+        kept = [sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage]
+        first_camera = sc.camera.name
+        obj, timings = scene.build_face(rec, name="mean", exp_basis=fm.exp_basis, texture_size=1024, camera=True,
+                                        photo_size=(640, 480), match_render_size=True)
+        matched = [sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage]
+        sc.camera = bpy.data.objects["mean_camera"]
         bpy.context.view_layer.update()  # matrix_world of the parented camera
         cam = bpy.data.objects["mean_camera"]
         spec = fb.photo_camera(rec, (640, 480))
@@ -522,9 +604,12 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
         print("RESULT " + json.dumps({{"blender_vs_ours": float(np.abs(np.array(theirs) - ours).max()),
                                        "ours_vs_photo": float(np.abs(ours - photo).max()),
                                        "counts": [len(obj.data.vertices), len(obj.data.polygons)], "keys": keys,
-                                       "image": list(img.size), "packed": img.packed_file is not None}}))
+                                       "image": list(img.size), "packed": img.packed_file is not None,
+                                       "kept": kept, "matched": matched, "first_camera": first_camera}}))
     """)
     res = result_of(proc)
+    assert res["kept"] == [1920, 1080, 50], res["kept"]  # the user's render settings stay unless asked
+    assert res["matched"] == [640, 480, 100] and res["first_camera"] == "untouched_camera"
     assert res["blender_vs_ours"] < 0.05 and res["ours_vs_photo"] < 0.05, res
     assert res["counts"] == [38365, 76073] and res["keys"][:3] == ["Basis", "Expression", "exp_00"]
     assert res["image"] == [1024, 1024] and res["packed"]  # build time: benchmarks/bench_blender.py

@@ -299,3 +299,45 @@ def test_head_renders_ears_and_neck_around_the_same_face(facemodel_path: Path, f
         with pytest.raises(storage.DatasetError, match="--head applies to asm data only"):
             synth(SynthRequest(kind, 4, seed=0, out=tmp_path / kind, facemodel=facemodel_path, head=True),
                   progress=False)
+
+
+def test_synth_request_takes_no_photos_one_or_several(tmp_path: Path):
+    assert SynthRequest("asm", 1, 0, tmp_path, photos=None).photos == ()
+    assert SynthRequest("asm", 1, 0, tmp_path, photos=tmp_path).photos == (tmp_path,)
+    assert SynthRequest("asm", 1, 0, tmp_path, photos=[str(tmp_path), tmp_path]).photos == (tmp_path, tmp_path)
+    assert SynthRequest("asm", 1, 0, tmp_path, photos=None).photo_sources()[0].name == "faces"
+
+
+def test_forked_loader_workers_read_shards_through_their_own_handles(asm_dataset: Path):
+    """The parent has the shard open (as training has, after checking the samples' keys) when the DataLoader
+    forks its workers: every worker must read through its own handle, or their zip reads interleave."""
+    import torch
+
+    dataset = FaceDataset([asm_dataset], augment=None)
+    assert dataset[0]["asm_id"].shape[0] == 3  # the parent opens the shard
+    expected = [dataset[i]["asm_exp"] for i in range(len(dataset))]
+    for _ in range(3):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2,
+                                             multiprocessing_context="fork")
+        got = torch.cat([batch["asm_exp"] for batch in loader])
+        assert torch.equal(got, torch.stack(expected))
+
+
+@pytest.mark.slow
+def test_profiled_and_texture_data_fit_only_the_photos_they_use(tmp_path: Path, facemodel_path: Path):
+    """`facerecon data synth --kind profiled --count 8` without --photos, as a user types it: of the 1,917 photos in
+    ../shared/faces only those the 8 samples use are detected and fitted (minutes, not hours); texture data of the
+    same count reuses those fits."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FACERECON_FACEMODEL": str(facemodel_path)}
+    for kind in ("profiled", "texture"):
+        proc = subprocess.run([sys.executable, "-m", "facerecon_core", "data", "synth", "--kind", kind, "--count", "8",
+                               "--seed", "1", "--out", kind], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=1200)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert storage.ShardedDataset(tmp_path / kind).complete
+        fits = list((tmp_path / "data" / "fits").glob("*.npz"))
+        assert 8 <= len(fits) + len(list((tmp_path / "data" / "fits").glob("*.failed"))) <= 16, len(fits)
+        assert len(fits) >= 8

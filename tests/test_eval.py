@@ -279,3 +279,23 @@ def test_ablation_configs_load():
     for n in (8, 16, 32):
         assert Config.load(folder / f"regions_{n}.yaml").model.texture.n_regions == n
     assert Config.load(folder / "no_expression_asm.yaml").model.geometry.expression_asm is False
+
+
+def test_eval_defaults_to_the_bundled_model(facemodel_path, tmp_path, capsys):
+    """`facerecon eval --suite photometric` without --model evaluates the bundled model, as `reconstruct`, the add-on
+    and the API do; --no-model evaluates the peers alone and says why the photometric suite cannot run then."""
+    import json
+
+    from facerecon_core import paths
+    from facerecon_core.cli import main
+
+    out = tmp_path / "report"
+    assert main(["eval", "--suite", "photometric", "--photos", "2", "--facemodel", str(facemodel_path),
+                 "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["model"] == str(paths.default_model_dir())
+    assert {"ours", "linear"} <= set(results["photometric"]["summary"])
+    assert main(["eval", "--no-model", "--suite", "photometric", "--facemodel", str(facemodel_path),
+                 "--out", str(tmp_path / "none")]) == 2
+    assert "leave out --no-model" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,31 @@ def test_real_photo_fit_is_cached(tmp_path, facemodel: FaceModel, shared_dir):
     assert "fitted 1 photos" in summary and "1 failed" in summary
     lines = (tmp_path / "report.tsv").read_text().splitlines()
     assert lines[1].startswith(str(photo)) and lines[1].endswith("ok") and "failed: missing.jpg" in lines[2]
+
+
+def test_fit_photos_walks_only_as_far_as_needed_and_caches_failures(tmp_path, facemodel: FaceModel, shared_dir,
+                                                                    monkeypatch):
+    """``need``: photos after the first ``need`` usable fits are neither detected nor fitted; a photo without a face
+    is remembered in the cache, so a later walk does not detect it again."""
+    import cv2
+
+    from facerecon_core.fitting import photos as photos_mod
+
+    noise = tmp_path / "a_noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    faces = shared_dir / "faces" / "prnet_aflw2000"
+    walk = [noise, faces / "image00050.jpg", faces / "image00081.jpg", faces / "image00430.jpg"]
+    prepared = []
+    real_prepare = photos_mod.prepare_photo
+    monkeypatch.setattr(photos_mod, "prepare_photo", lambda path, size=256: (prepared.append(path.name),
+                                                                            real_prepare(path, size))[1])
+    config = FitConfig(landmark_steps=150, photometric_steps=0, render_size=64)
+    cache = tmp_path / "fits"
+    fits, failures = photos_mod.fit_photos(walk, facemodel, config, cache=cache, progress=False, need=1)
+    assert prepared == ["a_noise.png", "image00050.jpg"]  # the later photos were never looked at
+    assert [Path(f.source).name for f in fits] == ["image00050.jpg"] and list(failures) == [str(noise)]
+    assert len(list(cache.glob("*.failed"))) == 1
+    prepared.clear()
+    fits, failures = photos_mod.fit_photos(walk, facemodel, config, cache=cache, progress=False, need=2)
+    assert prepared[0] == "image00081.jpg"  # the failure and the first fit came from the cache
+    assert sum(f.usable() for f in fits) == 2 and "no face found" in failures[str(noise)]

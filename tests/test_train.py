@@ -231,3 +231,22 @@ def test_validate_reproduces_the_runs_held_out_losses(asm_dataset: Path, facemod
     assert "the texture losses need them" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*args[:-4], "--every", "0"])
+
+
+@pytest.mark.slow
+def test_training_on_a_fresh_dataset_with_the_default_workers(facemodel_path: Path, tmp_path: Path):
+    """The commands as a user types them: a one-shard dataset, then a few steps with the default DataLoader workers
+    (2, forked), several times over; reading the shards must never fail (Bad CRC-32 / Bad magic number)."""
+    env = {**os.environ, "FACERECON_FACEMODEL": str(facemodel_path)}
+    facerecon = [sys.executable, "-m", "facerecon_core"]
+    data = tmp_path / "asm"
+    synth = subprocess.run([*facerecon, "data", "synth", "--kind", "asm", "--count", "32", "--seed", "9137",
+                            "--out", str(data)], env=env, capture_output=True, text=True, timeout=600)
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    for attempt in range(3):
+        run = tmp_path / f"run{attempt}"
+        proc = subprocess.run([*facerecon, "train", "--stage", "geometry", "--config", str(CONFIG), "--data", str(data),
+                               "--out", str(run), "--max-steps", "3"], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert len(_losses(run, "train")) == 3

@@ -21,6 +21,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--all-faces", action="store_true", help="every face of a photo, not only the largest")
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--no-camera", action="store_true", help="no photo camera in the .blend")
+    parser.add_argument("--match-render-size", action="store_true",
+                        help="set each .blend's render resolution to its photo's size (default: Blender's own)")
     parser.add_argument("--no-mirror", action="store_true",
                         help="run the network on the photo only (default: averaged with the mirrored photo)")
     parser.add_argument("--no-shifts", action="store_true",
@@ -75,7 +77,7 @@ def main(argv: list[str]) -> int:
                 one = replace(result, faces=[rec])
                 objects, _ = scene.build_result(one, texture_size=args.texture_size,
                                                 shape_keys=not args.no_shape_keys, camera=not args.no_camera,
-                                                scene=bpy.context.scene)
+                                                match_render_size=args.match_render_size, scene=bpy.context.scene)
                 objects[0].name = name
                 blend = args.output / f"{name}.blend"
                 bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False, compress=True)

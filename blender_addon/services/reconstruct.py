@@ -7,6 +7,7 @@ Everything here runs in the worker thread (or synchronously in background mode) 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,8 +77,10 @@ def load_reconstructor(bundle_dir: Path | None = None, facemodel: Path | None = 
         return _cache[key]
 
 
+@functools.lru_cache(maxsize=1)
 def torch_available() -> bool:
-    """Whether photometric refinement can run: PyTorch and the (not shipped) refinement module."""
+    """Whether photometric refinement can run: PyTorch and the (not shipped) refinement module. Found
+    without importing either (the panel asks on every redraw; the answer is kept for the session)."""
     import importlib.util
 
     try:

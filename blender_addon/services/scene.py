@@ -119,8 +119,11 @@ def _camera(name: str, spec: Any, photo: Path | None, parent: bpy.types.Object, 
 def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int | None = None,
                shape_keys: bool = True, camera: bool = False, photo_size: tuple[int, int] | None = None,
                model_version: str = "", scene: bpy.types.Scene | None = None, offset_x: float = 0.0,
-               ) -> tuple[bpy.types.Object, dict[str, float]]:
-    """Create the face object (and optionally its photo camera) in ``scene``; returns (object, timings s)."""
+               match_render_size: bool = False) -> tuple[bpy.types.Object, dict[str, float]]:
+    """Create the face object (and optionally its photo camera) in ``scene``; returns (object, timings s).
+
+    The scene's settings stay as they are: the photo camera becomes the scene camera only when the scene has
+    none, and the render resolution is set to the photo's only with ``match_render_size``."""
     from facerecon_core.export import blender as fb
 
     t0 = time.perf_counter()
@@ -152,8 +155,9 @@ def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int 
         spec = fb.photo_camera(rec, photo_size)
         cam_obj = _camera(name, spec, Path(rec.source) if rec.source else None, obj, collection)
         obj["facerecon_camera"] = cam_obj.name
-        scene.render.resolution_x, scene.render.resolution_y = spec.resolution
-        scene.render.resolution_percentage = 100
+        if match_render_size:
+            scene.render.resolution_x, scene.render.resolution_y = spec.resolution
+            scene.render.resolution_percentage = 100
         if scene.camera is None:
             scene.camera = cam_obj
     t2 = time.perf_counter()
@@ -173,7 +177,7 @@ def select_only(context: Any, objects: list) -> None:
 
 
 def build_result(result: Any, *, texture_size: int | None = None, shape_keys: bool = True, camera: bool = False,
-                 scene: bpy.types.Scene | None = None) -> tuple[list, dict[str, float]]:
+                 match_render_size: bool = False, scene: bpy.types.Scene | None = None) -> tuple[list, dict[str, float]]:
     """Objects of every face of a :class:`services.reconstruct.Result`; faces side by side along X."""
     from facerecon_core.export.blender import object_name
 
@@ -182,7 +186,7 @@ def build_result(result: Any, *, texture_size: int | None = None, shape_keys: bo
         obj, t = build_face(rec, name=object_name(rec.source, i, len(result.faces)), exp_basis=result.exp_basis,
                             texture_size=texture_size, shape_keys=shape_keys, camera=camera,
                             photo_size=result.photo_size, model_version=result.model_version, scene=scene,
-                            offset_x=0.25 * i)
+                            offset_x=0.25 * i, match_render_size=match_render_size)
         objects.append(obj)
         for k, v in t.items():
             timings[k] += v

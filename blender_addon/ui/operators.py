@@ -6,14 +6,13 @@ import time
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from ..services import job as job_service
+from .options import draw_options, option_properties
 
 PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.bmp;*.tif;*.tiff;*.webp;*.JPG;*.JPEG;*.PNG"
-TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256, 512, 1024, 2048)]
 TIMER_SECONDS = 0.1
-OPTION_NAMES = ("refine_steps", "texture_size", "shape_keys", "all_faces", "mirror", "shifts", "add_camera")  # panel order
 
 # last run's timings (seconds), for the benchmark and the panel
 LAST_TIMINGS: dict[str, float] = {}
@@ -29,7 +28,8 @@ def _build(op, context, result) -> str:
 
     t0 = time.perf_counter()
     objects, _ = scene.build_result(result, texture_size=int(op.texture_size), shape_keys=bool(op.shape_keys),
-                                    camera=bool(op.add_camera), scene=context.scene)
+                                    camera=bool(op.add_camera), match_render_size=bool(op.match_render_size),
+                                    scene=context.scene)
     scene.select_only(context, objects)
     LAST_TIMINGS.clear()
     LAST_TIMINGS.update(result.timings)
@@ -57,22 +57,13 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
     bl_label = "Face from Photo"
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: StringProperty(name="Photo", subtype="FILE_PATH", default="")
-    filter_glob: StringProperty(default=PHOTO_GLOB, options={"HIDDEN"})
-    refine_steps: IntProperty(name="Refine steps", min=0, max=500, default=0,
-                              description="Photometric refinement steps after the network (needs PyTorch)")
-    texture_size: EnumProperty(name="Texture size", items=TEXTURE_SIZES, default="1024")
-    shape_keys: BoolProperty(name="Shape keys", default=True,
-                             description="Basis (identity), Expression, and the face model's exp_NN components")
-    all_faces: BoolProperty(name="All faces", default=False, description="Every face in the photo, not only the largest")
-    mirror: BoolProperty(name="Mirror averaging", default=True,
-                         description="Average the shape and pose with those found in the mirrored photo (steadier)")
-    shifts: BoolProperty(name="Shift averaging", default=True,
-                         description="Average the shape and pose with those found in four slightly shifted crops "
-                                     "(steadier landmarks)")
-    add_camera: BoolProperty(name="Photo camera", default=True,
-                             description="A camera matching the photo's pose, with the photo as its background")
-    browse: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    __annotations__ = {
+        "filepath": StringProperty(name="Photo", subtype="FILE_PATH", default="",
+                                   description="The photo to reconstruct a face from"),
+        "filter_glob": StringProperty(default=PHOTO_GLOB, options={"HIDDEN"}),
+        **option_properties(),
+        "browse": BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"}),
+    }
 
     _driver = None
     _timer = None
@@ -84,9 +75,7 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
         return self.execute(context)
 
     def draw(self, context):
-        layout = self.layout
-        for name in OPTION_NAMES:
-            layout.prop(self, name)
+        draw_options(self.layout, self)
 
     def execute(self, context):
         photo = Path(bpy.path.abspath(self.filepath)) if self.filepath else None

@@ -5,22 +5,20 @@ from __future__ import annotations
 import math
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import PointerProperty, StringProperty
 
 from ..services import job as job_service
-from .operators import (OPTION_NAMES, PHOTO_GLOB, TEXTURE_SIZES, FACERECON_OT_cancel,
-                        FACERECON_OT_reconstruct_from_photo)
+from .operators import PHOTO_GLOB, FACERECON_OT_cancel, FACERECON_OT_reconstruct_from_photo
+from .options import OPTION_NAMES, draw_options, option_properties
 
 
 class FACERECON_PG_settings(bpy.types.PropertyGroup):
-    photo: StringProperty(name="Photo", subtype="FILE_PATH", default="", description=f"Photo ({PHOTO_GLOB})")
-    refine_steps: IntProperty(name="Refine steps", min=0, max=500, default=0)
-    texture_size: EnumProperty(name="Texture", items=TEXTURE_SIZES, default="1024")
-    shape_keys: BoolProperty(name="Shape keys", default=True)
-    all_faces: BoolProperty(name="All faces", default=False)
-    mirror: BoolProperty(name="Mirror averaging", default=True)
-    shifts: BoolProperty(name="Shift averaging", default=True)
-    add_camera: BoolProperty(name="Photo camera", default=True)
+    __annotations__ = {
+        "photo": StringProperty(name="Photo", subtype="FILE_PATH", default="",
+                                description=f"The photo to reconstruct a face from ({PHOTO_GLOB}); empty: "
+                                            "Reconstruct opens a file browser"),
+        **option_properties(),
+    }
 
 
 class FACERECON_PT_main(bpy.types.Panel):
@@ -34,9 +32,7 @@ class FACERECON_PT_main(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.facerecon
         layout.prop(settings, "photo", text="")
-        col = layout.column(align=True)
-        for name in OPTION_NAMES:
-            col.prop(settings, name)
+        draw_options(layout.column(align=True), settings)
         job = job_service.CURRENT
         state = job.snapshot() if job is not None else None
         if state is not None and state.status == job_service.RUNNING:

@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--suite", action="append", default=None,
                         choices=["synthetic", "landmarks", "photometric", "speed", "all"],
                         help="suite to run (repeatable; default: all)")
-    parser.add_argument("--model", type=Path, default=None, help="model bundle folder (from `facerecon export`)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model bundle folder (from `facerecon export`; default: the bundled model, "
+                             f"${paths.MODEL_ENV} or facerecon_core/data/model/)")
+    parser.add_argument("--no-model", action="store_true",
+                        help="evaluate the peers alone (no bundle of ours; not with --suite photometric)")
     parser.add_argument("--ablation", type=Path, nargs="+", default=None, metavar="MODEL_DIR",
                         help="several bundles evaluated side by side (named by folder); replaces --model")
     parser.add_argument("--peer", action="append", default=None, choices=["3ddfa_v2", "mean-face", "fit"],
@@ -63,7 +67,10 @@ def _eval(args: argparse.Namespace) -> int:
             return 2
     model = FaceModel.load(args.facemodel)
     suites = args.suite or ["all"]
-    bundles = list(args.ablation or ([args.model] if args.model else []))
+    if args.no_model and (args.model or args.ablation):
+        print("facerecon eval: error: --no-model excludes --model and --ablation", file=sys.stderr)
+        return 2
+    bundles = [] if args.no_model else list(args.ablation or [args.model or paths.default_model_dir()])
     try:
         ours = [OursPeer.load(d, model, name=(d.name if args.ablation else "ours"), threads=args.threads,
                               mirror=not args.no_mirror, shifts=not args.no_shifts)
@@ -72,12 +79,12 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"facerecon eval: error: {exc}", file=sys.stderr)
         return 2
     if not ours and ("photometric" in suites or "all" in suites) and args.suite:
-        print("facerecon eval: error: --suite photometric needs --model", file=sys.stderr)
+        print("facerecon eval: error: --suite photometric evaluates our model: leave out --no-model", file=sys.stderr)
         return 2
     names = [] if args.no_peers else (args.peer or list(PEER_NAMES))
     methods = ours + make_peers(names, model, threads=args.threads)
     if not methods:
-        print("facerecon eval: error: nothing to evaluate (give --model, --ablation or --peer)", file=sys.stderr)
+        print("facerecon eval: error: nothing to evaluate (--no-model with --no-peers)", file=sys.stderr)
         return 2
     meta = {"model": ", ".join(str(b) for b in bundles)}
     run_eval(methods, model, suites, args.out, seed=args.seed, count=args.count, verbose=not args.quiet,

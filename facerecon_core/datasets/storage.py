@@ -193,6 +193,7 @@ class ShardedDataset:
         self._starts = np.array([e["start"] for e in self.shards])
         self._ids = np.concatenate([np.arange(e["start"], e["start"] + e["count"]) for e in self.shards])
         self._open: OrderedDict[str, np.lib.npyio.NpzFile] = OrderedDict()
+        self._pid = os.getpid()  # the process that opened the handles in _open
         self._cache = cache_shards
 
     @property
@@ -220,6 +221,10 @@ class ShardedDataset:
             yield self[i]
 
     def _shard(self, name: str) -> np.lib.npyio.NpzFile:
+        """The open shard ``name``, through this process's own handle: a handle inherited by a forked
+        DataLoader worker shares its file offset with the parent's, so their zip reads would interleave."""
+        if self._pid != os.getpid():
+            self._open, self._pid = OrderedDict(), os.getpid()  # the parent's handles stay the parent's
         if name in self._open:
             self._open.move_to_end(name)
             return self._open[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ class SynthRequest:
     yaw_range: float = 0.0  # profiled: each view's yaw uniform within ±this, degrees (0: 15° turns)
     head: bool = False  # asm: render the whole BFM head (ears, neck) around the face
 
+    def __post_init__(self) -> None:  # photos: None, one path or several, kept as a tuple of paths
+        photos = self.photos
+        photos = () if photos is None else (photos,) if isinstance(photos, (str, os.PathLike)) else photos
+        object.__setattr__(self, "photos", tuple(Path(p) for p in photos))
+
     def photo_sources(self) -> list[Path]:
         return list(self.photos) or [paths.shared_dir() / "faces"]
 
@@ -54,7 +60,7 @@ def synth(request: SynthRequest, workers: int = 1, progress: bool = True) -> dic
         raise storage.DatasetError("--count must be ≥ 1 and --res ≥ 32")
     variant = _variant(request)
     model = FaceModel.load(request.facemodel)
-    if request.kind != "asm":  # fit the photos once here (progress shown), workers read the cache
+    if request.kind != "asm":  # fit the photos the samples use once here (progress shown), workers read the cache
         from facerecon_core.io.photo import find_photos
 
         usable_fits(request, model, find_photos(request.photo_sources()), progress=progress)
@@ -141,10 +147,13 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
 
 def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], progress: bool) -> list:
-    """Fits (with per-vertex offsets) of the photos, from the fit cache; bad fits are left out."""
+    """Fits (with per-vertex offsets) of the first ``request.count`` photos that fit well, in the photos' order;
+    bad fits are left out. Photos are detected and fitted only as far as the samples need them (sample ``i``
+    uses usable fit ``i % n``, so a fit of a later photo would never be used), from the fit cache."""
     from facerecon_core.fitting.photos import fit_photos, fit_report
 
-    fits, failures = fit_photos(photos, model, DATA_FIT, cache=request.fit_cache(), progress=progress)
+    fits, failures = fit_photos(photos, model, DATA_FIT, cache=request.fit_cache(), progress=progress,
+                                need=request.count)
     summary = fit_report(fits, failures, request.fit_cache() / "report.tsv")
     if progress:
         print(summary)

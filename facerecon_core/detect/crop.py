@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from facerecon_core import imageops
 from facerecon_core.detect.faces import FaceBox
 
 BOX_SCALE = 1.58
@@ -95,17 +95,13 @@ class Crop:
             new_w = max(round(region.shape[1] * self.scale), 1)
             new_h = max(round(region.shape[0] * self.scale), 1)
             fx, fy = new_w / region.shape[1], new_h / region.shape[0]
-            region = cv2.resize(region, (new_w, new_h), interpolation=cv2.INTER_AREA)
+            region = imageops.resize(region, new_w, new_h, interpolation="area")
         # resized pixel u' ↔ image x = (u' + 0.5) / fx - 0.5 + x0; crop coordinate = (x - left) * scale
         matrix = np.array(
             [[self.scale / fx, 0.0, (0.5 / fx - 0.5 + x0 - self.left) * self.scale],
              [0.0, self.scale / fy, (0.5 / fy - 0.5 + y0 - self.top) * self.scale]]
         )
-        warped = cv2.warpAffine(
-            region, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-        )
-        return warped.reshape(out_shape)
+        return imageops.warp_affine(region, matrix, (self.size, self.size)).reshape(out_shape)
 
     def photo_mask(self, height: int, width: int) -> np.ndarray:
         """(size, size) bool: the crop's pixels that come from an image of ``height × width`` (False

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 
+from facerecon_core import imageops
 from facerecon_core.detect import models
 
 Method = Literal["auto", "hog", "cnn"]
@@ -112,7 +112,7 @@ def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if factor == 1.0:
         return image, 1.0
     size = (max(round(image.shape[1] * factor), 1), max(round(image.shape[0] * factor), 1))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
+    return imageops.resize(image, *size, interpolation="area"), factor
 
 
 def _cnn_to_hog(box: FaceBox) -> FaceBox:

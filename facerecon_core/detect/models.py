@@ -15,6 +15,7 @@ MODELS_PACKAGE = "face_recognition_models"
 MODELS_PIP_NAME = "face-recognition-models"
 CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
 SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+SHAPE_PREDICTOR_COMPACT = "shape_predictor_68_face_landmarks.npz"  # 8-bit leaves (the Blender add-on ships it)
 
 
 class ModelNotFoundError(RuntimeError):
@@ -67,4 +68,34 @@ def cnn_detector() -> Any:
 @functools.cache
 def shape_predictor() -> Any:
     """dlib's 68-point iBUG shape predictor (``shape_predictor_68_face_landmarks.dat``)."""
-    return dlib_module().shape_predictor(str(model_path(SHAPE_PREDICTOR_FILE)))
+    return dlib_module().shape_predictor(str(shape_predictor_path()))
+
+
+def shape_predictor_path() -> Path:
+    """dlib's 68-point predictor file. Where only its compact form is installed (the Blender add-on's slim
+    ``face-recognition-models``), dlib's file is written from it once (a few seconds): beside it, or in the
+    temporary folder where that is read-only."""
+    folder = models_dir()
+    full = folder / SHAPE_PREDICTOR_FILE
+    if full.is_file():
+        return full
+    compact = folder / SHAPE_PREDICTOR_COMPACT
+    if not compact.is_file():
+        raise ModelNotFoundError(f"{full}: model file missing; reinstall the pip package {MODELS_PIP_NAME!r}")
+    import hashlib
+    import tempfile
+
+    from facerecon_core.detect.dlib_predictor import CompactPredictor, write_predictor
+
+    digest = hashlib.sha256(compact.read_bytes()).hexdigest()[:12]
+    cached = Path(tempfile.gettempdir()) / "facerecon" / f"{digest}-{SHAPE_PREDICTOR_FILE}"
+    if cached.is_file():
+        return cached
+    predictor = CompactPredictor.load(compact)
+    for target in (full, cached):
+        try:
+            write_predictor(predictor, target)
+            return target
+        except OSError:
+            continue
+    raise ModelNotFoundError(f"cannot write dlib's landmark model from {compact} (no writable folder)")

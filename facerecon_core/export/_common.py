@@ -52,20 +52,16 @@ def resize_texture(texture: np.ndarray, size: int | None) -> np.ndarray:
     """The (T, T, 3) uint8 texture at ``size`` × ``size`` (unchanged when None or equal)."""
     if size is None or texture.shape[:2] == (size, size):
         return texture
-    import cv2
+    from facerecon_core import imageops
 
-    shrink = size < texture.shape[0]
-    return cv2.resize(texture, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return imageops.resize(texture, size, size, interpolation="area" if size < texture.shape[0] else "cubic")
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
     """PNG bytes of an H×W×3 uint8 RGB image."""
-    import cv2
+    from facerecon_core import imageops
 
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("cannot encode the texture as PNG")
-    return buf.tobytes()
+    return imageops.encode_png(np.asarray(rgb, np.uint8))
 
 
 def vertex_colors(rec: FaceReconstruction, texture: np.ndarray | None = None) -> np.ndarray:

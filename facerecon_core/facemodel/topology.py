@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 def one_ring(triangles: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -23,6 +27,8 @@ def one_ring(triangles: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.nda
 
 def laplacian_matrix(indptr: np.ndarray, indices: np.ndarray) -> sp.csr_matrix:
     """The uniform graph Laplacian L = I − D⁻¹A as a sparse (V, V) matrix."""
+    import scipy.sparse as sp  # training and fitting only: the add-on ships without scipy
+
     n = len(indptr) - 1
     counts = np.maximum(np.diff(indptr), 1)
     adjacency = sp.csr_matrix((np.repeat(1.0 / counts, np.diff(indptr)), indices, indptr), shape=(n, n))

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from facerecon_core.detect import Crop, NoFaceError, detect_face
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.fitting.fitter import FitConfig, Fitter
-from facerecon_core.io import atomic_save_npz
+from facerecon_core.io import atomic_save_npz, atomic_write_bytes
 from facerecon_core.io.photo import PhotoError, load_photo
 
 
@@ -84,22 +84,52 @@ def fit_photos(
     size: int = 256,
     batch_size: int = 8,
     progress: bool = True,
+    need: int | None = None,
 ) -> tuple[list[PhotoFit], dict[str, str]]:
-    """Fit every photo; returns the fits and, per photo that failed, its one-line reason."""
+    """Fit the photos in order; returns the fits and, per photo that failed, its one-line reason.
+
+    With ``need``, the walk stops once ``need`` usable fits are found (:meth:`PhotoFit.usable`): the
+    photos after that are neither detected nor fitted, and the fits are those of the photos walked.
+    With ``cache``, fits and detection failures are stored per photo and config and read back.
+    """
     digest = hashlib.sha1(json.dumps([asdict(config), size, model.content_hash]).encode()).hexdigest()[:10]
+    fitter = Fitter(model, config)
     fits: dict[Path, PhotoFit] = {}
     failures: dict[str, str] = {}
+    walked = 0
+    bar = tqdm(total=need, desc="usable fits", disable=not progress or need is None)
+    while walked < len(paths):
+        usable = sum(fit.usable() for fit in fits.values())
+        if need is not None and usable >= need:
+            break
+        chunk = paths[walked:] if need is None else paths[walked:walked + need - usable]
+        walked += len(chunk)
+        _fit_chunk(chunk, fitter, digest, cache, size, batch_size, fits, failures, progress and need is None)
+        bar.update(min(need or 0, sum(fit.usable() for fit in fits.values())) - bar.n)
+    bar.close()
+    return [fits[p] for p in paths[:walked] if p in fits], failures
+
+
+def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | None, size: int, batch_size: int,
+               fits: dict[Path, PhotoFit], failures: dict[str, str], progress: bool) -> None:
+    """Detect and fit ``paths`` (cached fits and failures read back) into ``fits`` / ``failures``."""
+    model = fitter.model
     pending: list[tuple[Path, Path | None, tuple]] = []
     for path in tqdm(paths, desc="detect", disable=not progress, leave=False):
         cached = cache / f"{hashlib.sha1(path.read_bytes()).hexdigest()}-{digest}.npz" if cache else None
         if cached is not None and cached.is_file():
             fits[path] = PhotoFit.load(cached)
             continue
+        failed = cached.with_suffix(".failed") if cached is not None else None
+        if failed is not None and failed.is_file():
+            failures[str(path)] = failed.read_text().strip()
+            continue
         try:
             pending.append((path, cached, prepare_photo(path, size)))
         except (PhotoError, NoFaceError) as exc:
             failures[str(path)] = str(exc)
-    fitter = Fitter(model, config)
+            if failed is not None:
+                atomic_write_bytes(failed, f"{exc}\n".encode())
     for start in tqdm(range(0, len(pending), batch_size), desc="fit photos", disable=not progress):
         batch = pending[start:start + batch_size]
         crops = np.stack([prepared[0] for _, _, prepared in batch])
@@ -117,14 +147,11 @@ def fit_photos(
             if cached is not None:
                 fit.save(cached)
             fits[path] = fit
-    return [fits[p] for p in paths if p in fits], failures
 
 
 def fit_report(fits: list[PhotoFit], failures: dict[str, str], path: Path | None = None) -> str:
     """One line per photo (landmark error after fitting, usable or why it failed), optionally
     written to ``path`` as TSV; returns a one-line summary."""
-    from facerecon_core.io import atomic_write_bytes
-
     rows = ["photo\tlandmark_error_px\tstatus"]
     rows += [f"{f.source}\t{f.landmark_error:.3f}\t{'ok' if f.usable() else 'unusable (error too large)'}"
              for f in fits]

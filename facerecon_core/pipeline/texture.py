@@ -4,9 +4,9 @@ mesh's border samples the map."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from facerecon_core import imageops
 from facerecon_core.facemodel import FaceModel
 
 
@@ -26,13 +26,13 @@ def push_pull_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
         premult, w = levels[-1]
         h, wd = w.shape
         size = (max((wd + 1) // 2, 1), max((h + 1) // 2, 1))
-        levels.append((cv2.resize(premult, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1),
-                       cv2.resize(w, size, interpolation=cv2.INTER_AREA)))
+        levels.append((imageops.resize(premult, *size, interpolation="area").reshape(size[1], size[0], -1),
+                       imageops.resize(w, *size, interpolation="area")))
     premult, w = levels[-1]
     filled = premult / np.maximum(w, 1e-8)[..., None]
     for premult, w in reversed(levels[:-1]):
         h, wd = w.shape
-        up = cv2.resize(filled, (wd, h), interpolation=cv2.INTER_LINEAR).reshape(h, wd, -1)
+        up = imageops.resize(filled, wd, h, interpolation="linear").reshape(h, wd, -1)
         colour = premult / np.maximum(w, 1e-8)[..., None]
         alpha = np.clip(w * 2.0, 0.0, 1.0)[..., None]  # a texel half covered is trusted fully
         filled = alpha * colour + (1.0 - alpha) * up
@@ -44,9 +44,9 @@ def face_region(facemodel: FaceModel, size: int, erode: int = 1) -> np.ndarray:
     network's values at the region's border are replaced by the smooth fill too."""
     mask = facemodel.uv_face_mask
     if mask.shape != (size, size):
-        mask = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0.5
+        mask = imageops.resize(mask.astype(np.float32), size, size, interpolation="area") > 0.5
     if erode > 0:
-        mask = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=erode).astype(bool)
+        mask = imageops.erode(mask, iterations=erode)
     return np.asarray(mask, bool)
 
 
@@ -58,6 +58,5 @@ def albedo_texture(albedo_map: np.ndarray, facemodel: FaceModel, texture_size: i
     filled = push_pull_fill(np.clip(albedo_map, 0.0, 1.0), face_region(facemodel, t))
     if texture_size != t:
         shrink = texture_size < t
-        filled = cv2.resize(filled, (texture_size, texture_size),
-                            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        filled = imageops.resize(filled, texture_size, texture_size, interpolation="area" if shrink else "cubic")
     return np.clip(filled * 255.0 + 0.5, 0, 255).astype(np.uint8)

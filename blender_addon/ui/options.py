@@ -1,0 +1,61 @@
+"""The reconstruction options, defined once for the operator and the sidebar's settings (same names,
+labels and tooltips), and drawn the same way in both."""
+
+from __future__ import annotations
+
+from bpy.props import BoolProperty, EnumProperty, IntProperty
+
+from ..services.reconstruct import torch_available
+
+TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256, 512, 1024, 2048)]
+OPTION_NAMES = ("refine_steps", "texture_size", "shape_keys", "all_faces", "mirror", "shifts", "add_camera",
+                "match_render_size")  # drawing order
+NO_REFINEMENT = "Refinement needs PyTorch, which this Blender lacks"
+
+
+def option_properties() -> dict:
+    """Fresh ``bpy.props`` definitions of every option (a class annotation each)."""
+    return {
+        "refine_steps": IntProperty(
+            name="Refine steps", min=0, max=500, default=0,
+            description="Photometric refinement steps after the network: the shape and texture are optimised "
+                        "to match the photo (slower; needs PyTorch in Blender's Python)"),
+        "texture_size": EnumProperty(
+            name="Texture size", items=TEXTURE_SIZES, default="1024",
+            description="Width and height in pixels of the face's albedo texture"),
+        "shape_keys": BoolProperty(
+            name="Shape keys", default=True,
+            description="Basis (the neutral identity), Expression (the photo's expression, at 1) and the face "
+                        "model's expression components exp_NN (at 0) as shape keys"),
+        "all_faces": BoolProperty(
+            name="All faces", default=False,
+            description="Reconstruct every face found in the photo, side by side, not only the largest"),
+        "mirror": BoolProperty(
+            name="Mirror averaging", default=True,
+            description="Average the shape and pose with those found in the mirrored photo (steadier)"),
+        "shifts": BoolProperty(
+            name="Shift averaging", default=True,
+            description="Average the shape and pose with those found in four slightly shifted crops "
+                        "(steadier landmarks)"),
+        "add_camera": BoolProperty(
+            name="Photo camera", default=True,
+            description="A camera matching the photo's pose, with the photo as its background; it becomes "
+                        "the scene camera only when the scene has none"),
+        "match_render_size": BoolProperty(
+            name="Match render size to photo", default=False,
+            description="Set the scene's render resolution to the photo's size (at 100 %), so that rendering "
+                        "through the photo camera frames the photo exactly. Off: the scene's settings are "
+                        "left as they are"),
+    }
+
+
+def draw_options(layout, data) -> None:
+    """The options of ``data`` (operator or settings) in order; refinement only where it can run."""
+    for name in OPTION_NAMES:
+        if name == "refine_steps" and not torch_available():
+            layout.label(text=NO_REFINEMENT, icon="INFO")
+            continue
+        row = layout.row()
+        if name == "match_render_size":
+            row.active = bool(data.add_camera)
+        row.prop(data, name)

@@ -1,0 +1,149 @@
+"""Image resampling, warping, erosion and PNG encoding in numpy, with OpenCV's pixel conventions.
+
+The reconstruction path (detect, crop, texture, writers) uses these rather than OpenCV, so the Blender
+add-on ships without it. Conventions as OpenCV's: pixel centres at integers; ``resize`` maps output
+pixel ``i`` to input ``(i + 0.5) · in / out − 0.5`` (``"area"`` averages the exact footprint of each
+output pixel when shrinking and is linear when enlarging; ``"cubic"`` is the a = −0.75 kernel); edges
+replicate, except ``warp_affine``'s, which are black. Integer images are rounded back to their dtype.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Literal
+
+import numpy as np
+
+Interpolation = Literal["area", "linear", "cubic"]
+CUBIC_A = -0.75
+
+
+def resize(image: np.ndarray, width: int, height: int, interpolation: Interpolation = "linear") -> np.ndarray:
+    """``image`` (H×W or H×W×C) resampled to ``height × width``."""
+    if interpolation not in ("area", "linear", "cubic"):
+        raise ValueError(f"unknown interpolation {interpolation!r} (area, linear or cubic)")
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width} × {height}")
+    image = np.asarray(image)
+    out = _resize_axis(image, 0, height, interpolation)
+    out = _resize_axis(out, 1, width, interpolation)
+    return _cast_like(out, image.dtype)
+
+
+def _resize_axis(array: np.ndarray, axis: int, size: int, interpolation: Interpolation) -> np.ndarray:
+    n = array.shape[axis]
+    if n == size:
+        return array
+    if interpolation == "area" and size < n:  # enlarging, "area" is linear
+        return _area_axis(array, axis, size)
+    scale = n / size
+    src = (np.arange(size) + 0.5) * scale - 0.5
+    if interpolation == "cubic":
+        base = np.floor(src)
+        t = (src - base)[:, None]
+        taps = base[:, None].astype(np.int64) + np.arange(-1, 3)
+        weights = _cubic(t - np.arange(-1, 3))
+    else:
+        src = np.clip(src, 0.0, n - 1)
+        base = np.floor(src)
+        taps = base[:, None].astype(np.int64) + np.arange(2)
+        t = src - base
+        weights = np.stack([1.0 - t, t], axis=1)
+    taps = np.clip(taps, 0, n - 1)
+    shape = [1] * array.ndim
+    shape[axis] = size
+    out = 0.0
+    for k in range(taps.shape[1]):
+        out = out + np.take(array, taps[:, k], axis=axis) * weights[:, k].reshape(shape).astype(np.float32)
+    return out
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    a = CUBIC_A
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def _area_axis(array: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Each output pixel: the mean over its footprint ``[a, b) = [i·s, (i+1)·s)`` of the input (s = in / out):
+    the whole input pixels inside it summed at once (``reduceat``), the two cut ones by their covered part."""
+    n = array.shape[axis]
+    moved = np.moveaxis(array, axis, 0)
+    scale = n / size
+    a, b = np.arange(size) * scale, np.arange(1, size + 1) * scale
+    first, last = np.ceil(a - 1e-9).astype(np.int64), np.floor(b + 1e-9).astype(np.int64)  # whole pixels [first, last)
+    first, last = np.minimum(first, n - 1), np.minimum(last, n)
+    sums = np.add.reduceat(moved, first, axis=0, dtype=np.float64)  # [first_i, first_{i+1})
+    next_first = np.append(first[1:], n)
+    extra = np.minimum(last, n - 1)
+    shape = (-1,) + (1,) * (moved.ndim - 1)
+    sums -= np.where(next_first > last, 1.0, 0.0).reshape(shape) * moved[extra]  # reduceat ran one pixel long
+    sums += np.clip(first - a, 0.0, 1.0).reshape(shape) * moved[np.maximum(first - 1, 0)]
+    sums += np.clip(b - last, 0.0, 1.0).reshape(shape) * moved[extra]
+    return np.moveaxis(sums / scale, 0, axis)
+
+
+def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` mapped by the 2×3 ``matrix`` (input pixel → output pixel) onto ``size = (width, height)``,
+    bilinear; output pixels whose source lies outside the image are black (partly, near the edge)."""
+    image = np.asarray(image)
+    width, height = size
+    forward = np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]])
+    inverse = np.linalg.inv(forward)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    u = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    v = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    u0, v0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    fu, fv = u - u0, v - v0
+    rows, cols = image.shape[:2]
+    source = image.astype(np.float64)
+    out = np.zeros((height, width) + image.shape[2:])
+    for dv, wv in ((0, 1.0 - fv), (1, fv)):
+        for du, wu in ((0, 1.0 - fu), (1, fu)):
+            y, x = v0 + dv, u0 + du
+            inside = (y >= 0) & (y < rows) & (x >= 0) & (x < cols)
+            weight = np.where(inside, wu * wv, 0.0)
+            sample = source[np.clip(y, 0, rows - 1), np.clip(x, 0, cols - 1)]
+            out += sample * (weight if image.ndim == 2 else weight[..., None])
+    return _cast_like(out, image.dtype)
+
+
+def erode(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """A bool mask eroded by a 3 × 3 square ``iterations`` times (outside the mask's frame counts as set)."""
+    mask = np.asarray(mask, bool)
+    for _ in range(iterations):
+        padded = np.pad(mask, 1, constant_values=True)
+        h, w = mask.shape
+        mask = np.logical_and.reduce([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)])
+    return mask
+
+
+def encode_png(image: np.ndarray, level: int = 6) -> bytes:
+    """PNG bytes of an H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) uint8 image ("up" row filter, zlib)."""
+    image = np.ascontiguousarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"PNG needs an H×W, H×W×3 or H×W×4 uint8 image, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    colour = 0 if image.ndim == 2 else 2 if image.shape[2] == 3 else 6  # PNG colour types: grey, RGB, RGBA
+    rows = image.reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2  # "up": each row minus the one above it
+    filtered[0, 1:] = rows[0]
+    filtered[1:, 1:] = rows[1:] - rows[:-1]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)) + chunk(b"IEND", b""))
