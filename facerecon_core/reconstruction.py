@@ -52,6 +52,8 @@ class FaceReconstruction:
     confidence: float
     timings: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
     source: str = ""  # photo path
+    texture_confidence: np.ndarray | None = None  # (T, T) float32 in [0, 1]: the photo's share of each texel of
+    # ``albedo`` (photo texture mode; None for the network's map alone). Low: the texel shows the texture stream.
 
     def __post_init__(self) -> None:
         for name, dtype in _ARRAY_FIELDS.items():
@@ -72,6 +74,11 @@ class FaceReconstruction:
             raise ValueError(f"FaceReconstruction.triangles must have shape (F, 3), got {self.triangles.shape}")
         if self.albedo.ndim != 3 or self.albedo.shape[2] != 3:
             raise ValueError(f"FaceReconstruction.albedo must be a (T, T, 3) uint8 image, got {self.albedo.shape}")
+        if self.texture_confidence is not None:
+            self.texture_confidence = np.asarray(self.texture_confidence, np.float32)
+            if self.texture_confidence.shape != self.albedo.shape[:2]:
+                raise ValueError(f"FaceReconstruction.texture_confidence must have the albedo's shape "
+                                 f"{self.albedo.shape[:2]}, got {self.texture_confidence.shape}")
 
     # ------------------------------------------------------------------------------- geometry
     @property
@@ -127,6 +134,8 @@ class FaceReconstruction:
             timing_ms=np.array(list(self.timings.values()), np.float64).reshape(-1),
             source=np.array(self.source, dtype=np.str_),
         )
+        if self.texture_confidence is not None:  # 0–255 for 0–1
+            arrays["texture_confidence"] = np.round(np.clip(self.texture_confidence, 0, 1) * 255).astype(np.uint8)
         return arrays
 
     @classmethod
@@ -144,6 +153,8 @@ class FaceReconstruction:
             confidence=float(arrays["confidence"]),
             timings=dict(zip(stages, times.tolist())),
             source=str(np.asarray(arrays["source"])),
+            texture_confidence=(np.asarray(arrays["texture_confidence"], np.float32) / 255.0
+                                if "texture_confidence" in arrays else None),
         )
 
     @classmethod

@@ -221,8 +221,11 @@ def test_eval_cli_all_suites_small(untrained_bundle, facemodel_path, tmp_path, m
         assert r["n"] == 3 and 0 < r["geometry_mean_mm"] < 10 and r["expression_mean_mm"] >= 0
     assert results["landmarks"]["sets"]["aflw2000"]["n"] == 2
     photometric = results["photometric"]["summary"]
-    assert set(photometric) == {"ours", "ours_network_light", "linear"}
+    assert set(photometric) == {"ours_photo", "ours", "ours_network_light", "linear"}
     assert photometric["ours"]["mae"] < photometric["ours_network_light"]["mae"]  # the light fitted to the photo
+    assert photometric["ours_photo"]["mae"] < photometric["ours"]["mae"]  # the photo's own detail
+    assert photometric["ours_photo"]["detail"] > photometric["ours"]["detail"]
+    assert "photo texture" in (out / "report.md").read_text()
     assert set(results["speed"]) >= {"ours", "3ddfa_v2", "mean-face"}
     report = (out / "report.md").read_text()
     assert "Synthetic geometry" in report and "| 3ddfa_v2 |" in report

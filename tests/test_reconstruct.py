@@ -270,8 +270,8 @@ def test_shift_averaging_is_on_by_default_and_can_be_turned_off(reconstructor, r
 
 
 def test_light_is_fitted_to_the_photo_by_default(reconstructor, recon_facemodel, photos, result, monkeypatch):
-    """The default light is fitted to the photo (it changes only ``sh``); ``light="network"`` (CLI
-    ``--light network``) keeps the network's prediction."""
+    """The default light is fitted to the photo (it changes ``sh``, and the photo texture, de-lit by it, but not the
+    geometry or the network's map); ``light="network"`` (CLI ``--light network``) keeps the network's prediction."""
     from facerecon_core.cli import build_parser
     from facerecon_core.pipeline import Reconstructor
 
@@ -286,7 +286,10 @@ def test_light_is_fitted_to_the_photo_by_default(reconstructor, recon_facemodel,
     np.testing.assert_allclose(plain.sh, outputs[-1].sh[0], rtol=1e-6)
     assert np.abs(fitted.sh - plain.sh).max() > 0.05
     np.testing.assert_array_equal(fitted.identity_vertices, plain.identity_vertices)
-    np.testing.assert_array_equal(fitted.albedo, plain.albedo)
+    assert not np.array_equal(fitted.albedo, plain.albedo)  # the photo de-lit by another light
+    maps = [Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, texture_size=256, light=light,
+                          texture="network").reconstruct(photos / PHOTO)[0].albedo for light in ("fit", "network")]
+    np.testing.assert_array_equal(*maps)
     with pytest.raises(ValueError, match="light 'baked': expected one of fit, network"):
         Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, light="baked")
     cli_args = ["reconstruct", str(photos / PHOTO), "-o", "x"]

@@ -20,6 +20,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--glb", action="store_true", help="also write NAME.glb per face")
     parser.add_argument("--all-faces", action="store_true", help="every face of a photo, not only the largest")
     parser.add_argument("--texture-size", type=int, default=1024)
+    parser.add_argument("--texture", choices=("photo", "network"), default="photo",
+                        help="the photo's own detail blended with the texture stream's map (default), or the map alone")
     parser.add_argument("--no-camera", action="store_true", help="no photo camera in the .blend")
     parser.add_argument("--match-render-size", action="store_true",
                         help="set each .blend's render resolution to its photo's size (default: Blender's own)")
@@ -58,7 +60,8 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         try:
             result = reconstruct.run(photo, refine=args.refine, all_faces=args.all_faces,
-                                     texture_size=args.texture_size, mirror=not args.no_mirror,
+                                     texture_size=args.texture_size, texture=args.texture,
+                                     mirror=not args.no_mirror,
                                      shifts=not args.no_shifts,
                                      bundle_dir=args.model, facemodel=args.facemodel)
         except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:

@@ -102,12 +102,13 @@ def one_line(exc: BaseException) -> str:
 
 
 def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_size: int = 1024,
-        mirror: bool = True, shifts: bool = True, progress: ProgressFn | None = None,
+        texture: str = "photo", mirror: bool = True, shifts: bool = True, progress: ProgressFn | None = None,
         cancel: threading.Event | None = None, bundle_dir: Path | None = None, facemodel: Path | None = None) -> Result:
     """Reconstruct the face(s) of ``photo``; raises :class:`ReconstructionFailed` or :class:`Cancelled`.
 
     ``mirror``, ``shifts``: average the geometry with the predictions for the mirrored crop and for shifted
-    copies of it (the pipeline's defaults)."""
+    copies of it (the pipeline's defaults). ``texture``: ``photo`` (the photo's detail blended with the
+    network's map) or ``network`` (the map alone)."""
     photo = Path(photo)
     cancel = cancel or threading.Event()
 
@@ -131,6 +132,7 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_
             refine = 0
         with _lock:  # one reconstruction at a time per Reconstructor
             reconstructor.texture_size = int(texture_size)
+            reconstructor.texture = str(texture)
             reconstructor.mirror = bool(mirror)
             reconstructor.shifts = bool(shifts)
             faces = reconstructor.reconstruct(str(photo), all_faces=bool(all_faces), refine=int(refine),

@@ -40,16 +40,17 @@ def _new_mesh(name: str, data: Any) -> bpy.types.Mesh:
     return mesh
 
 
-def _albedo_image(name: str, data: Any) -> bpy.types.Image:
-    size = data.texture_size
-    image = bpy.data.images.new(f"{name}_albedo", size, size, alpha=False)
-    image.pixels.foreach_set(data.texture)
+def _packed_image(name: str, size: int, pixels: Any, non_color: bool = False) -> bpy.types.Image:
+    image = bpy.data.images.new(name, size, size, alpha=False)
+    image.pixels.foreach_set(pixels)
     image.file_format = "PNG"
     image.pack()  # packed into the .blend as PNG
+    if non_color:  # after packing: set before, it regenerates the image and drops the pixels
+        image.colorspace_settings.name = "Non-Color"
     return image
 
 
-def _material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+def _material(name: str, image: bpy.types.Image, confidence: bpy.types.Image | None = None) -> bpy.types.Material:
     material = bpy.data.materials.new(MATERIAL_NAME)
     if bpy.app.version < (5, 0, 0):
         material.use_nodes = True
@@ -70,6 +71,10 @@ def _material(name: str, image: bpy.types.Image) -> bpy.types.Material:
     tex.image = image
     tex.location = (bsdf.location.x - 320, bsdf.location.y)
     links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    if confidence is not None:  # unconnected: where the texture is the photo's (white) or the network's (black)
+        node = nodes.new("ShaderNodeTexImage")
+        node.image, node.label = confidence, "Photo confidence"
+        node.location = (tex.location.x, tex.location.y - 300)
     material.diffuse_color = (0.8, 0.65, 0.55, 1.0)  # solid-mode colour
     return material
 
@@ -139,8 +144,11 @@ def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int 
     obj = bpy.data.objects.new(name, mesh)
     collection.objects.link(obj)
     obj.location.x = offset_x
-    image = _albedo_image(name, data)
-    mesh.materials.append(_material(name, image))
+    image = _packed_image(f"{name}_albedo", data.texture_size, data.texture)
+    confidence = None
+    if data.confidence is not None:
+        confidence = _packed_image(f"{name}_confidence", data.texture_size, data.confidence, non_color=True)
+    mesh.materials.append(_material(name, image, confidence))
     if shape_keys:
         _shape_keys(obj, data)
     for key, value in fb.scene_properties(rec, model_version).items():

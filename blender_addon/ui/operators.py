@@ -20,6 +20,7 @@ LAST_TIMINGS: dict[str, float] = {}
 
 def _options(op) -> dict:
     return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size),
+            "texture": str(op.texture_mode),
             "mirror": bool(op.mirror), "shifts": bool(op.shifts)}
 
 

@@ -8,8 +8,11 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty
 from ..services.reconstruct import torch_available
 
 TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256, 512, 1024, 2048)]
-OPTION_NAMES = ("refine_steps", "texture_size", "shape_keys", "all_faces", "mirror", "shifts", "add_camera",
-                "match_render_size")  # drawing order
+TEXTURE_MODES = [("photo", "Photo detail", "The photo's own pixels, de-lit, wherever the photo shows the face, "
+                   "blended with the network's texture elsewhere"),
+                 ("network", "Network", "The texture stream's map alone (smooth, 3DMM-like)")]
+OPTION_NAMES = ("refine_steps", "texture_mode", "texture_size", "shape_keys", "all_faces", "mirror", "shifts",
+                "add_camera", "match_render_size")  # drawing order
 NO_REFINEMENT = "Refinement needs PyTorch, which this Blender lacks"
 
 
@@ -20,6 +23,10 @@ def option_properties() -> dict:
             name="Refine steps", min=0, max=500, default=0,
             description="Photometric refinement steps after the network: the shape and texture are optimised "
                         "to match the photo (slower; needs PyTorch in Blender's Python)"),
+        "texture_mode": EnumProperty(
+            name="Texture", items=TEXTURE_MODES, default="photo",
+            description="Where the face's colours come from: the photo's own detail (de-lit, with the network's "
+                        "texture where the photo does not show the face), or the network's texture alone"),
         "texture_size": EnumProperty(
             name="Texture size", items=TEXTURE_SIZES, default="1024",
             description="Width and height in pixels of the face's albedo texture"),

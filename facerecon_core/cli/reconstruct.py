@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", default=DEFAULT_FORMATS,
                         help=f"comma-separated output formats among obj, glb, ply, npz (default: {DEFAULT_FORMATS})")
     parser.add_argument("--texture-size", type=int, default=512, help="albedo texture side in pixels (default 512)")
+    parser.add_argument("--texture", choices=("photo", "network"), default="photo",
+                        help="the albedo texture: the photo's own detail, de-lit, wherever the photo shows the face, "
+                             "blended with the texture stream's map elsewhere (default), or that map alone")
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="N steps of photometric refinement after the network (needs torch; default 0)")
     parser.add_argument("--light", choices=("fit", "network"), default="fit",
@@ -112,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
             reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
                                           device=args.device, texture_size=args.texture_size, refine=args.refine,
                                           mirror=not args.no_mirror, shifts=not args.no_shifts,
-                                          recrop=args.recrop, light=args.light)
+                                          recrop=args.recrop, light=args.light, texture=args.texture)
         except (BundleError, FaceModelError) as exc:
             return _error(str(exc))
         names = output_names(photos)

@@ -211,3 +211,18 @@ def photometric_errors(photo: np.ndarray, render: np.ndarray, region: np.ndarray
     sq = np.sum((255.0 * diff) ** 2, axis=1)
     return {"e_pho": float(sq.mean()), "e_pho_l2": float(np.sqrt(sq).mean()), "mae": float(np.abs(diff).mean()),
             "pixels": n}
+
+
+def detail_energy(image: np.ndarray, region: np.ndarray, margin: int = 3) -> float:
+    """Mean squared high-frequency content of ``image`` (H, W, 3) in [0, 1] over ``region`` (H, W) shrunk by
+    ``margin`` pixels (so the region's own edge does not count): the image minus its 2 × 2 box-downsampled,
+    linearly upsampled self."""
+    from facerecon_core import imageops
+
+    h, w = region.shape
+    image = np.asarray(image, np.float32)
+    smooth = imageops.resize(imageops.resize(image, (w + 1) // 2, (h + 1) // 2, "area"), w, h, "linear")
+    inner = imageops.erode(np.asarray(region, bool), margin)
+    if not inner.any():
+        return 0.0
+    return float(((image - smooth) ** 2).sum(-1)[inner].mean())

@@ -214,12 +214,16 @@ def _markdown(results: dict) -> str:
                   "Photo vs render inside the common face region R_s (face-region triangles of our predicted mesh "
                   "∩ photo), both rendered with our geometry and pose. E_pho = Σ‖R_s ⊙ (I_o − I_r)‖² / N_p (0–255); "
                   "E_pho (L2) = mean per-pixel RGB distance (0–255); MAE per channel on [0, 1].", "",
-                  "| method | n | E_pho | E_pho (L2) | MAE |", "|---|---|---|---|---|"]
+                  "Detail: the high-frequency energy of the texture's render relative to the photo's, in the face "
+                  "region of a 512² crop (1: as detailed as the photo).", "",
+                  "| method | n | E_pho | E_pho (L2) | MAE | detail |", "|---|---|---|---|---|---|"]
         for name, s in ph["summary"].items():
-            label = {"ours": "ours (the pipeline's light: fitted to the photo)",
-                     "ours_network_light": "ours with the network's light",
+            label = {"ours_photo": "ours, photo texture (the default: the photo's detail, de-lit, over the map)",
+                     "ours": "ours, network texture (the texture stream's map; the pipeline's light: fitted)",
+                     "ours_network_light": "ours, network texture with the network's light",
                      "linear": "linear (mean albedo + fitted SH)"}[name]
-            lines.append(f"| {label} | {s['n']} | {_f(s['e_pho'], 1)} | {_f(s['e_pho_l2'], 2)} | {_f(s['mae'], 4)} |")
+            lines.append(f"| {label} | {s['n']} | {_f(s['e_pho'], 1)} | {_f(s['e_pho_l2'], 2)} | {_f(s['mae'], 4)} | "
+                         f"{_f(s['detail'], 3) if 'detail' in s else '–'} |")
         lines += ["", "![photometric examples](examples_photometric.png)", ""]
     sp = results.get("speed")
     if sp:

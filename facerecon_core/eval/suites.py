@@ -296,12 +296,20 @@ def _render_inputs(out: PeerOutput, model: FaceModel):
     return verts, CropCamera(size).render_camera(), size
 
 
+DETAIL_SIZE = 512  # crop side at which the texture's detail is compared with the photo's
+TEXTURE_SIZE = 1024  # the texture the photo-detail row makes (the add-on's default)
+
+
 def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceModel, region_tri: np.ndarray,
-                           valid: np.ndarray) -> dict:
+                           valid: np.ndarray, photo: np.ndarray | None = None, crop: Crop | None = None,
+                           mouth: np.ndarray | None = None) -> dict:
     """Ours (I_a lit as the pipeline lights it: the SH light fitted to the photo,
     :mod:`facerecon_core.pipeline.light`), ours with the network's predicted SH, and the linear baseline
     (mean albedo + least-squares SH), all rendered with our predicted geometry and pose; errors in the
-    region R_s (face-region triangles ∩ photo)."""
+    region R_s (face-region triangles ∩ photo). With the whole ``photo`` and the network ``crop`` of it, also
+    ``ours_photo``: the photo-detail texture (:mod:`facerecon_core.pipeline.photo_texture`) under the fitted
+    light, and ``detail``: the high-frequency energy of each texture's render relative to the photo's, at
+    :data:`DETAIL_SIZE` (1: as detailed as the photo)."""
     from facerecon_core.pipeline.light import LightFitConfig, fit_light, solve_light_channel
     from facerecon_core.render.numpy_render import render_mesh_numpy, sh_basis, vertex_normals
 
@@ -317,6 +325,10 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
                    for key, light in (("ours", fitted), ("ours_network_light", out.extras["sh"]))}
         res.update({key: metrics.photometric_errors(photo_crop, image, region) for key, image in renders.items()})
         res["_render"] = renders["ours"]
+        if photo is not None and crop is not None:
+            res.update(_photo_texture_rows(out, verts, photo, crop, mouth, fitted, model, region_tri, camera, region))
+            for key, detail in res.pop("_detail").items():
+                res[key]["detail"] = detail
     albedo, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=model.albedo_mean)
     normals, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=vertex_normals(verts, model.triangles))
     n = normals[0][region]
@@ -333,6 +345,35 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
     res["_linear"] = linear
     res["_region"] = region
     return res
+
+
+def _photo_texture_rows(out: PeerOutput, verts: np.ndarray, photo: np.ndarray, crop: Crop, mouth, light,
+                        model: FaceModel, region_tri: np.ndarray, camera, region: np.ndarray) -> dict:
+    from facerecon_core.pipeline.photo_texture import photo_texture
+    from facerecon_core.pipeline.texture import albedo_texture
+    from facerecon_core.pose import CropCamera
+    from facerecon_core.render.numpy_render import render_mesh_numpy
+
+    size = int(out.extras["crop_size"])
+    network = albedo_texture(out.extras["albedo_map"], model, TEXTURE_SIZE)
+    project, small = CropCamera(size).project, Crop(crop.left, crop.top, crop.side, size)
+    textured = photo_texture(photo, verts, lambda p: small.to_image(project(p)), light, network, model, mouth=mouth)
+    image = render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=textured.albedo, sh=light)[0][0]
+    rows = {"ours_photo": metrics.photometric_errors(_crop_of(photo, crop, size), image, region), "_photo": image}
+    big = CropCamera(DETAIL_SIZE).render_camera()  # the crop camera scales with the crop: same vertices
+    photo_big = _crop_of(photo, crop, DETAIL_SIZE).astype(np.float32) / 255.0
+    _, region_big = render_mesh_numpy(verts, region_tri, big)
+    region_big = region_big[0] & Crop(crop.left, crop.top, crop.side, DETAIL_SIZE).photo_mask(*photo.shape[:2])
+    reference = metrics.detail_energy(photo_big, region_big)
+    rows["_detail"] = {}
+    for key, texture in (("ours_photo", textured.albedo), ("ours", network)):
+        render = render_mesh_numpy(verts, model.triangles, big, uv=model.uv, texture=texture, sh=light)[0][0]
+        rows["_detail"][key] = metrics.detail_energy(np.clip(render, 0, 1), region_big) / max(reference, 1e-12)
+    return rows
+
+
+def _crop_of(photo: np.ndarray, crop: Crop, size: int) -> np.ndarray:
+    return Crop(crop.left, crop.top, crop.side, size).apply(photo)
 
 
 def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | AnnotatedPhoto],
@@ -358,18 +399,21 @@ def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | Anno
         small = Crop(prep.crop.left, prep.crop.top, prep.crop.side, size)
         photo_crop = small.apply(prep.image)
         valid = small.photo_mask(*prep.image.shape[:2])
-        res = photometric_errors_for(out, photo_crop, model, region_tri, valid)
+        res = photometric_errors_for(out, photo_crop, model, region_tri, valid, photo=prep.image, crop=prep.crop,
+                                     mouth=prep.landmarks[60:68])
         if example is None or len(example) < 4:
             example = (example or []) + [(photo_crop, res.get("_render"), res["_linear"], res["_region"])]
         rows.append({"photo": path.name, **{k: v for k, v in res.items() if not k.startswith("_")}})
         _log(f"photometric {path.name}: " + ", ".join(f"{k} MAE {v['mae']:.3f}" for k, v in res.items()
                                                       if not k.startswith("_")), verbose)
     summary = {}
-    for key in ("ours", "ours_network_light", "linear"):
+    for key in ("ours_photo", "ours", "ours_network_light", "linear"):
         vals = [r[key] for r in rows if key in r and r[key]["pixels"] > 0]
         if vals:
             summary[key] = {m: float(np.mean([v[m] for v in vals])) for m in ("e_pho", "e_pho_l2", "mae")}
             summary[key]["n"] = len(vals)
+            if all("detail" in v for v in vals):
+                summary[key]["detail"] = float(np.mean([v["detail"] for v in vals]))
     return {"summary": summary, "photos": rows, "_examples": example or []}
 
 

@@ -126,6 +126,7 @@ class FaceMeshData:
     texture: np.ndarray  # flat RGBA float32 pixels, bottom row first
     texture_size: int
     exp_keys: dict[str, np.ndarray]  # name -> (V, 3) float32 absolute shape-key positions
+    confidence: np.ndarray | None = None  # flat RGBA float32 (grey) of the texture's photo confidence, or None
 
     @property
     def n_vertices(self) -> int:
@@ -157,8 +158,15 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
             raise ValueError(f"exp_basis must be (K, {rec.n_vertices}, 3), got {exp_basis.shape}")
         for name, component in zip(exp_key_names(len(exp_basis)), exp_basis):
             keys[name] = basis + to_blender(component)
+    confidence = None
+    if rec.texture_confidence is not None:
+        from facerecon_core import imageops
+
+        grey = imageops.resize(rec.texture_confidence, albedo.shape[1], albedo.shape[0], "linear")
+        confidence = albedo_pixels(np.repeat((np.clip(grey, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, -1))
     return FaceMeshData(basis=basis, expression=expression, triangles=triangles, loop_uvs=loop_uvs,
-                        texture=albedo_pixels(albedo), texture_size=int(albedo.shape[0]), exp_keys=keys)
+                        texture=albedo_pixels(albedo), texture_size=int(albedo.shape[0]), exp_keys=keys,
+                        confidence=confidence)
 
 
 def scene_properties(rec: FaceReconstruction, model_version: str = "") -> dict[str, object]:

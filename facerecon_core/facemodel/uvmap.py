@@ -126,6 +126,68 @@ class BilinearTaps:
 
 
 
+def rasterize_uv(uv: np.ndarray, triangles: np.ndarray, size: tuple[int, int],
+                 priority: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The UV layout rasterized in plain numpy (no numba, for the add-on): ``(triangle (H, W) int64, −1 where no
+    triangle covers the texel centre; barycentric weights (H, W, 3) float32 of its corners)``. ``priority``
+    (F,): which triangle takes a texel that several cover (the highest)."""
+    h, w = size
+    uv = np.asarray(uv, np.float64)
+    tri = np.asarray(triangles, np.int64)
+    corner = uv_to_pixel(uv, (h, w))[tri]  # (F, 3, 2)
+    lo = np.clip(np.ceil(corner.min(1) - 1e-9), 0, [w - 1, h - 1]).astype(np.int64)
+    hi = np.clip(np.floor(corner.max(1) + 1e-9), -1, [w - 1, h - 1]).astype(np.int64)
+    span = np.maximum(hi - lo + 1, 0)
+    counts = span[:, 0] * span[:, 1]
+    face = np.repeat(np.arange(len(tri)), counts)
+    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    x = lo[face, 0] + local % span[face, 0]
+    y = lo[face, 1] + local // span[face, 0]
+    a, b, c = corner[face, 0], corner[face, 1], corner[face, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    ok = np.abs(area) > 1e-12
+    area = np.where(ok, area, 1.0)
+
+    def edge(p, q):  # signed area of (p, q, texel centre) / the triangle's
+        return ((q[:, 0] - p[:, 0]) * (y - p[:, 1]) - (q[:, 1] - p[:, 1]) * (x - p[:, 0])) / area
+
+    bary = np.stack([edge(b, c), edge(c, a), edge(a, b)], axis=1)
+    inside = ok & (bary >= -1e-7).all(1)
+    if priority is not None:  # where UV triangles overlap, the one of highest priority is written last and wins
+        order = np.argsort(priority[face], kind="stable")
+        face, x, y, bary, inside = face[order], x[order], y[order], bary[order], inside[order]
+    triangle = np.full((h, w), -1, np.int64)
+    weights = np.zeros((h, w, 3), np.float32)
+    triangle[y[inside], x[inside]] = face[inside]
+    weights[y[inside], x[inside]] = bary[inside]
+    return triangle, weights
+
+
+def fill_polygon(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the texel centres inside the closed polygon ``points`` (N, 2) (x, y texel coordinates)."""
+    h, w = size
+    points = np.asarray(points, np.float64)
+    mask = np.zeros((h, w), bool)
+    x0, y0 = np.clip(np.floor(points.min(0)).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(points.max(0)).astype(int), 0, [w - 1, h - 1])
+    ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
+    mask[y0:y1 + 1, x0:x1 + 1] = inside_polygon(np.stack([xs, ys], -1), points)
+    return mask
+
+
+def inside_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(...) bool: which points ``xy`` (..., 2) lie inside the closed ``polygon`` (N, 2) (even-odd rule)."""
+    x, y = xy[..., 0], xy[..., 1]
+    inside = np.zeros(x.shape, bool)
+    polygon = np.asarray(polygon, np.float64)
+    for (px, py), (qx, qy) in zip(polygon, np.roll(polygon, -1, axis=0)):
+        if py == qy:
+            continue
+        crosses = (py > y) != (qy > y)
+        inside ^= crosses & (x < px + (y - py) * (qx - px) / (qy - py))
+    return inside
+
+
 def sample_vertices(uv_map: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinearly sample a UV map (H, W, C) or (B, H, W, C) at per-vertex UVs (V, 2) → (…, V, C).
 

@@ -2,9 +2,9 @@
 
 :mod:`.detect` (load the photo, find faces and 68 landmarks) → :mod:`.crop` (3DDFA_V2 crops, two
 passes) → the network (:class:`facerecon_core.inference.ModelBundle`) → :mod:`.decode` (UV maps →
-identity mesh, expression offsets, landmarks) → :mod:`.texture` (UV albedo texture, push-pull
-filled) → :mod:`.light` (the SH light fitted to the photo) → :mod:`.refine` (optional photometric
-refinement, torch). :mod:`.reconstructor` ties them
+identity mesh, expression offsets, landmarks) → :mod:`.texture` (the texture stream's UV albedo map,
+push-pull filled) → :mod:`.light` (the SH light fitted to the photo) → :mod:`.refine` (optional photometric
+refinement, torch) → :mod:`.photo_texture` (the photo's own detail, de-lit, blended with the map). :mod:`.reconstructor` ties them
 together in :class:`Reconstructor` and :func:`reconstruct`. Torch-free unless the torch runtime or
 refinement is asked for.
 """

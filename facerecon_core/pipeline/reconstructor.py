@@ -29,7 +29,8 @@ from facerecon_core.pipeline import light as light_stage
 from facerecon_core.pipeline import texture as texture_stage
 from facerecon_core.pipeline.decode import DecodedFace, Decoder
 from facerecon_core.pipeline.detect import find_faces, load_image
-from facerecon_core.pose import to_camera
+from facerecon_core.pipeline.photo_texture import TEXTURE_MODES, photo_texture
+from facerecon_core.pose import CropCamera, to_camera
 from facerecon_core.reconstruction import FaceReconstruction
 
 Progress = Callable[[str, float], Any]
@@ -131,13 +132,16 @@ class Reconstructor:
     scheme; off by default: on held-out synthetic faces it made the bundled model's landmarks worse, 2.44 →
     2.48 % NME, MODEL_CARD.md).
     ``light``: ``fit`` (the SH light fitted to the photo, :mod:`.light`) or ``network`` (the PSN's).
+    ``texture``: ``photo`` (the photo's own detail, de-lit, blended with the texture stream's map,
+    :mod:`.photo_texture`; its confidence in :attr:`FaceReconstruction.texture_confidence`) or ``network``
+    (the texture stream's map alone, :mod:`.texture`).
     ``progress``: default progress callback (see :data:`Progress`).
     """
 
     def __init__(self, model: str | os.PathLike | ModelBundle | None = None, *,
                  facemodel: FaceModel | str | os.PathLike | None = None, runtime: str = "onnx",
                  device: str = "auto", texture_size: int = 512, refine: int = 0, mirror: bool = True,
-                 shifts: bool = True, recrop: bool = False, light: str = "fit",
+                 shifts: bool = True, recrop: bool = False, light: str = "fit", texture: str = "photo",
                  detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
                  progress: Progress | None = None) -> None:
         if texture_size < 8:
@@ -146,6 +150,8 @@ class Reconstructor:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
         if light not in light_stage.LIGHT_MODES:
             raise ValueError(f"light {light!r}: expected one of {', '.join(light_stage.LIGHT_MODES)}")
+        if texture not in TEXTURE_MODES:
+            raise ValueError(f"texture {texture!r}: expected one of {', '.join(TEXTURE_MODES)}")
         self.facemodel = facemodel if isinstance(facemodel, FaceModel) else FaceModel.load(facemodel)
         self.device = resolve_device(device, runtime)
         self.bundle = resolve_bundle(model, self.facemodel, runtime=runtime, device=self.device)
@@ -159,6 +165,7 @@ class Reconstructor:
         self.shifts = bool(shifts)
         self.recrop = bool(recrop)
         self.light = light
+        self.texture = texture
         self.progress = progress
         self._fitters: dict[int, Any] = {}
         self._cancel = threading.Event()
@@ -252,6 +259,13 @@ class Reconstructor:
 
         t0 = time.perf_counter()
         textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
+        confidences: list[np.ndarray | None] = [None] * len(faces)
+        if self.texture == "photo":
+            for i, (face, crop, dec) in enumerate(zip(faces, crops2, decoded)):
+                verts = to_camera((dec.identity + dec.expression).astype(np.float64), angles[i], translation[i])
+                result = photo_texture(photo, verts, _photo_projection(crop, size), sh[i], textures[i], self.facemodel,
+                                       mouth=face.landmarks[MOUTH_OPENING])
+                textures[i], confidences[i] = result.albedo, result.confidence
         timings["texture"] += _ms(t0)
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
@@ -267,6 +281,7 @@ class Reconstructor:
                 angles=angles[i], translation=translation[i], sh=sh[i], landmarks_2d=lm_photo,
                 landmarks_3d=dec.landmarks_3d, crop_box=np.array([c2.left, c2.top, c2.side]), crop_size=size,
                 confidence=confidence(face, lm_photo), timings=dict(shared), source=name,
+                texture_confidence=confidences[i],
             ))
         self.last_run = [RunDetails(face, c1, c2, ok, refine_losses)
                          for face, c1, c2, ok in zip(faces, crops1, crops2, recropped)]
@@ -323,6 +338,15 @@ class Reconstructor:
         return new, result.angles, result.translation, result.sh, albedo_maps, result.losses
 
 
+MOUTH_OPENING = slice(60, 68)  # the inner-lip landmarks: the photo's mouth opening
+
+
+def _photo_projection(crop: Crop, size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Crop-camera-space points (..., 3) → photo pixels (..., 2)."""
+    camera = CropCamera(size)
+    return lambda points: crop.to_image(camera.project(points))
+
+
 def _warm_up_dlib(detector: FaceDetector, landmarker: LandmarkDetector) -> None:
     from facerecon_core.detect import models
 
@@ -337,11 +361,14 @@ def _ms(t0: float) -> float:
 
 
 def reconstruct(image: np.ndarray | str | os.PathLike, *, model: str | os.PathLike | ModelBundle | None = None,
-                refine: int = 0, all_faces: bool = False) -> list[FaceReconstruction]:
+                refine: int = 0, all_faces: bool = False, texture: str = "photo",
+                texture_size: int = 512) -> list[FaceReconstruction]:
     """Reconstruct the largest face of a photo (path or H×W×3 uint8 RGB array), or all faces.
 
     ``model``: bundle folder, loaded :class:`ModelBundle`, or None for the default location
     (``facerecon_core/data/model/``). ``refine``: photometric refinement steps (needs torch).
+    ``texture``: ``photo`` (default) or ``network``, see :class:`Reconstructor`.
     For many photos, build one :class:`Reconstructor` and call it repeatedly.
     """
-    return Reconstructor(model, refine=refine).reconstruct(image, all_faces=all_faces)
+    return Reconstructor(model, refine=refine, texture=texture,
+                         texture_size=texture_size).reconstruct(image, all_faces=all_faces)

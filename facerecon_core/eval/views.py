@@ -1,0 +1,74 @@
+"""Renders of a reconstruction for looking at it: front, three-quarter and profile, textured or grey clay, with
+or without the expression; and the texture-modes figure of the README (``docs/images/texture_modes.png``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facerecon_core.facemodel.preview import frontal_light
+from facerecon_core.reconstruction import FaceReconstruction
+
+VIEWS = {"front": 0.0, "three-quarter": 35.0, "profile": 80.0}
+CLAY = (0.72, 0.70, 0.68)
+
+
+def render_view(rec: FaceReconstruction, yaw_deg: float = 0.0, size: int = 256, textured: bool = True,
+                expression: bool = True, background=(0.16, 0.16, 0.18)) -> np.ndarray:
+    """(size, size, 3) float in [0, 1]: the face turned by ``yaw_deg`` (its own pose removed), under a soft
+    frontal light, textured with its albedo or in grey clay, with its expression or neutral."""
+    from facerecon_core.pose import CropCamera, euler_to_matrix
+    from facerecon_core.render.numpy_render import render_mesh_numpy
+
+    verts = (rec.vertices() if expression else rec.identity_vertices).astype(np.float64)
+    verts = (verts - verts.mean(0)) @ euler_to_matrix(np.radians([0.0, yaw_deg, 0.0])).T
+    camera = CropCamera(size)
+    verts = (verts + [0.0, 0.0, -camera.focal * 200.0 / size]).astype(np.float32)
+    sh = frontal_light(ambient=0.85, diffuse=0.3, direction=(-0.3, 0.4, 1.0)).astype(np.float32)
+    shading = {"uv": rec.uvs, "texture": rec.albedo} if textured else \
+        {"vertex_colors": np.tile(np.float32(CLAY), (rec.n_vertices, 1))}
+    image, _ = render_mesh_numpy(verts, rec.triangles, camera.render_camera(), sh=sh,
+                                 background=np.broadcast_to(np.float32(background), (size, size, 3)), **shading)
+    return np.clip(image[0], 0.0, 1.0)
+
+
+def texture_modes_figure(photos: list[str | Path], out: Path, size: int = 160, texture_size: int = 1024,
+                         model=None) -> Path:
+    """One row per photo: the photo's face, then front and three-quarter renders with the photo texture and with
+    the network's texture (PNG, atomically)."""
+    from facerecon_core.io import save_image
+    from facerecon_core.pipeline import Reconstructor
+
+    readers = {mode: Reconstructor(model, texture=mode, texture_size=texture_size) for mode in ("photo", "network")}
+    rows = []
+    for photo in photos:
+        faces = {mode: reader.reconstruct(str(photo))[0] for mode, reader in readers.items()}
+        rec = faces["photo"]
+        crop = _photo_crop(photo, rec, size)
+        row = [crop] + [render_view(faces[mode], yaw, size) for mode in ("photo", "network") for yaw in (0.0, 35.0)]
+        rows.append(np.concatenate(row, axis=1))
+    grid = np.concatenate(rows, axis=0)
+    header = _labels(["photo", "photo texture", "(three-quarter)", "network texture", "(three-quarter)"], size)
+    image = (np.concatenate([header, grid], axis=0) * 255 + 0.5).astype(np.uint8)
+    return save_image(out, image)
+
+
+def _photo_crop(photo: str | Path, rec: FaceReconstruction, size: int) -> np.ndarray:
+    from facerecon_core import imageops
+    from facerecon_core.detect.crop import Crop
+    from facerecon_core.io.photo import load_photo
+
+    left, top, side = rec.crop_box
+    image = Crop(float(left), float(top), float(side), size).apply(load_photo(photo))
+    return imageops.resize(image, size, size, "area").astype(np.float32) / 255.0
+
+
+def _labels(texts: list[str], size: int) -> np.ndarray:
+    import cv2
+
+    strip = np.full((24, size * len(texts), 3), 0.1, np.float32)
+    for i, text in enumerate(texts):
+        cv2.putText(strip, text, (i * size + 6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0.95, 0.95, 0.95), 1,
+                    cv2.LINE_AA)
+    return strip

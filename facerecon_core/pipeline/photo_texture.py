@@ -1,0 +1,377 @@
+"""Stage 5c: the photo-detail texture — the photo's own pixels, de-lit, wherever it shows the face; the
+texture stream's map wherever it does not (numpy only: it runs in the Blender add-on).
+
+Per texel of the UV face region: its point on the posed, expressive mesh is projected into the photo
+through the reconstruction's camera and the photo is sampled there at full resolution (from a mip level
+chosen by the texel's footprint, so a photo denser than the texture is area-averaged). The sample is
+divided by the fitted SH shading at the texel, which makes it albedo in the texture stream's colour space.
+Each texel gets a confidence in [0, 1], the product of:
+
+- visibility: a depth test against the face's vertices splatted into a depth buffer in the photo;
+- facing: the cosine between the surface and the view direction, faded out toward grazing angles;
+- the silhouette: texels near the face's rendered outline fade out (background lies beyond it);
+- the mouth: samples inside the photo's mouth opening (the detected inner-lip outline) are refused, so
+  teeth and the mouth's inside never land on the lips;
+- the skin colour: in the skin region, a de-lit colour far from the face's robust skin colour (hair,
+  glasses, a hand, a cast shadow) fades out.
+
+A hidden texel whose mirror texel (the layout is symmetric about u = 0.5) is seen takes the mirror's
+colour. The texture stream's map, its colour matched per channel to the photo's de-lit skin, fills the
+rest: a confidence-weighted Laplacian-pyramid blend, so there are no seams. A greyscale photo gives a
+greyscale texture (the map is blended as its luminance), never colour blotches.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from facerecon_core import imageops
+from facerecon_core.export._common import vertex_normals
+from facerecon_core.facemodel import FaceModel
+from facerecon_core.facemodel.uvmap import fill_polygon, inside_polygon, rasterize_uv, uv_to_pixel
+from facerecon_core.lighting import sh_basis
+
+TEXTURE_MODES = ("photo", "network")
+"""``photo``: the photo's detail blended with the texture stream's map (default); ``network``: the map alone."""
+
+GEOMETRY_SIZE = 512  # UV resolution of the per-texel geometry (positions, depth, confidence); upsampled to T
+
+
+@dataclass(frozen=True)
+class PhotoTextureConfig:
+    depth_tolerance: float = 8.0  # mm behind the front-most surface (grown by a cell) that still counts as seen
+    depth_cells: int = 160  # the depth buffer's cells across the face's width
+    facing_zero: float = 0.2  # cosine (surface normal, view) at and below which a texel is not trusted
+    facing_full: float = 0.55  # cosine at and above which it is fully trusted
+    silhouette_cells: int = 3  # depth-buffer cells inside the outline over which confidence fades in
+    occlusion_texels: int = 4  # texels (of the 512² geometry) over which confidence fades in from a hidden area
+    skin_sigmas: float = 2.5  # robust deviations from the skin colour at which confidence has halved
+    skin_spread: float = 0.04  # added to the skin's robust deviation: freckles, pores and stubble stay photo
+    mirror_trust: float = 0.8  # a hidden texel's trust in its mirror texel's photo colour, relative to the mirror's
+    fill_texels: int = 16  # neighbourhood (texels of the 512² geometry) whose seen photo fills a small hole
+    fill_trust: float = 0.9  # the most a filled texel trusts that fill
+    min_shading: float = 0.08  # irradiance floor when de-lighting
+    grey_chroma: float = 3.0 / 255  # mean channel spread below which a photo counts as greyscale
+    pyramid_min: int = 8  # the blend pyramid's coarsest side
+
+
+@dataclass
+class PhotoTexture:
+    albedo: np.ndarray  # (T, T, 3) uint8, the blended texture
+    confidence: np.ndarray  # (T, T) float32 in [0, 1]: the photo's share at each texel (its own pixel or, where
+    # it is hidden, its mirror texel's)
+    photo_albedo: np.ndarray  # (T, T, 3) float32 in [0, 1]: the de-lit photo (mirror-filled), 0 where unseen
+    greyscale: bool
+
+
+# --------------------------------------------------------------------------------- UV geometry
+@dataclass(frozen=True)
+class UVLayout:
+    """What the texture needs of the face model's UV layout at one size (cached per model and size)."""
+
+    corners: np.ndarray  # (R, R, 3) vertex ids of the triangle covering each texel (0 outside the mesh)
+    weights: np.ndarray  # (R, R, 3) float32 barycentric weights (0 outside the mesh)
+    face: np.ndarray  # (R, R) bool: the texels the mesh covers
+    skin: np.ndarray  # (R, R) bool: those less eyes, brows, nostrils and lips
+
+    def interpolate(self, per_vertex: np.ndarray) -> np.ndarray:
+        """Per-vertex values (V, C) → (R, R, C) float32, linear inside each UV triangle."""
+        values = np.asarray(per_vertex, np.float32)
+        out = self.weights[..., :1] * values[self.corners[..., 0]]
+        for k in (1, 2):
+            out += self.weights[..., k:k + 1] * values[self.corners[..., k]]
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def uv_layout(model: FaceModel, size: int) -> UVLayout:
+    tri = np.asarray(model.triangles)
+    corner = model.mean_shape[tri]
+    facing = np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0])
+    facing = facing[:, 2] / np.maximum(np.linalg.norm(facing, axis=1), 1e-12)
+    # where the layout overlaps itself (the inner lips' strip on the chin), the surface facing forward wins
+    triangle, weights = rasterize_uv(model.uv, tri, (size, size), priority=facing)
+    face = triangle >= 0
+    corners = np.where(face[..., None], np.asarray(model.triangles)[np.maximum(triangle, 0)], 0)
+    lm = uv_to_pixel(model.uv[model.landmark_indices], (size, size))
+    margin = 0.02 * size
+    features = np.zeros((size, size), bool)
+    for ids in (range(36, 42), range(42, 48), range(48, 60), [27, 31, 32, 33, 34, 35]):
+        features |= fill_polygon(_grown(lm[list(ids)], margin), (size, size))
+    for brow in (range(17, 22), range(22, 27)):  # a band around the brow, reaching up a brow's height
+        points = lm[list(brow)]
+        band = np.concatenate([points + (0, margin), (points - (0, 2.5 * margin))[::-1]])
+        features |= fill_polygon(band, (size, size))
+    return UVLayout(corners, weights, face, face & ~features)
+
+
+@functools.lru_cache(maxsize=8)
+def texture_masks(model: FaceModel, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The layout's face and skin regions (bool) at the texture's size."""
+    layout = uv_layout(model, min(size, GEOMETRY_SIZE))
+    if layout.face.shape[0] == size:
+        return layout.face, layout.skin
+    return tuple(_upsample(m.astype(np.float32)[..., None], size)[..., 0] > 0.5 for m in (layout.face, layout.skin))
+
+
+def _upsample(image: np.ndarray, size: int) -> np.ndarray:
+    """(R, R, C) float32 → (size, size, C), linear: exact doublings while they fit, then a general resize."""
+    while 2 * image.shape[0] <= size:
+        image = _double(image, (2 * image.shape[0], 2 * image.shape[1]))
+    if image.shape[0] != size:
+        image = imageops.resize(image, size, size, "linear")
+    return image
+
+
+def _grown(points: np.ndarray, margin: float) -> np.ndarray:
+    """A polygon moved outward from its centre by ``margin`` (texels) at every corner."""
+    centre = points.mean(0)
+    radius = np.maximum(np.linalg.norm(points - centre, axis=1, keepdims=True), 1e-6)
+    return centre + (points - centre) * (1.0 + margin / radius)
+
+
+# ------------------------------------------------------------------------------------ texture
+def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.ndarray, network_texture: np.ndarray,
+                  model: FaceModel, mouth: np.ndarray | None = None,
+                  config: PhotoTextureConfig = PhotoTextureConfig()) -> PhotoTexture:
+    """The photo-detail texture at the size of ``network_texture``.
+
+    ``photo``: (H, W, 3) uint8, the whole photo; ``verts_cam``: (V, 3) the posed, expressive face in camera
+    space (mm, OpenGL axes, camera at the origin); ``to_photo``: camera-space points (V, 3) → photo pixels
+    (V, 2); ``sh``: (3, 9) the light fitted to the photo; ``network_texture``: (T, T, 3) uint8, the texture
+    stream's map at the output size (:func:`facerecon_core.pipeline.texture.albedo_texture`); ``mouth``:
+    (8, 2) photo pixels of the detected inner-lip outline (landmarks 60–67), or None.
+    """
+    size = network_texture.shape[0]
+    layout = uv_layout(model, min(size, GEOMETRY_SIZE))
+    verts = np.asarray(verts_cam, np.float64)
+    normals = vertex_normals(verts, model.triangles).astype(np.float64)
+    pixels = np.asarray(to_photo(verts), np.float64)
+    view = -verts / np.maximum(np.linalg.norm(verts, axis=1, keepdims=True), 1e-9)
+    shading = np.maximum(sh_basis(normals) @ np.asarray(sh, np.float64).T, config.min_shading)
+    per_vertex = np.concatenate([pixels, -verts[:, 2:], (normals * view).sum(1, keepdims=True), shading], axis=1)
+    texel = layout.interpolate(per_vertex)  # photo x, y, depth, facing, shading RGB
+    texel[..., 4:7] = np.maximum(texel[..., 4:7], config.min_shading)  # also outside the mesh
+    confidence = _confidence(texel, pixels, -verts[:, 2], layout, photo.shape[:2], mouth, config)
+    face, skin = texture_masks(model, size)
+    if layout.face.shape[0] != size:
+        texel = _upsample(texel, size)
+        confidence = _upsample(confidence[..., None], size)[..., 0] * face
+    albedo = np.zeros((size, size, 3), np.float32)
+    colour = np.zeros((size, size, 3), np.float32)
+    sampled = (confidence > 0) | (confidence[:, ::-1] > 0)  # the seen texels and their mirrors' partners
+    colour[sampled] = _sample_photo(photo, texel[..., :2], sampled)
+    albedo[sampled] = np.clip(colour[sampled] / texel[sampled][:, 4:7], 0.0, 1.0)
+
+    network = network_texture.astype(np.float32) / 255.0
+    seen = confidence > 0.5
+    greyscale = bool(seen.any()) and float(np.ptp(colour[seen], axis=1).mean()) < config.grey_chroma
+    if greyscale:
+        albedo = np.repeat(albedo.mean(-1, keepdims=True), 3, axis=-1)
+        network = np.repeat(network.mean(-1, keepdims=True), 3, axis=-1)
+    confidence *= _skin_agreement(albedo, confidence, skin, config)
+    network = _match_colour(network, albedo, confidence, skin)
+    # over all bands: this texel's own photo, else its mirror's, else the photo's surroundings (a small occluder
+    # such as a microphone), else the network's map
+    mirror = confidence[:, ::-1] * config.mirror_trust * (1.0 - confidence)
+    around, nearby = _surroundings(albedo, confidence, config)
+    nearby *= (1.0 - confidence) * (1.0 - mirror) * face
+    # each layer shows its own content only where it is trusted (else the layer below), so a half-trusted edge (an
+    # occluder's, a grazing angle's) brings no sharp contrast into the fine bands
+    filled = np.where(nearby[..., None] > 0.25, around, network)
+    mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], filled)
+    own = np.where(confidence[..., None] > 0.5, albedo, mirrored)
+    blended = _pyramid_blend([own, mirrored, filled, network], [confidence, mirror, nearby], config)
+    total = confidence + mirror
+    return PhotoTexture(np.clip(blended * 255.0 + 0.5, 0, 255).astype(np.uint8), total.astype(np.float32),
+                        np.where(confidence[..., None] > 0, albedo, 0.0).astype(np.float32), greyscale)
+
+
+def _confidence(texel: np.ndarray, pixels: np.ndarray, depth: np.ndarray, layout: UVLayout,
+                photo_shape: tuple[int, int], mouth: np.ndarray | None, config: PhotoTextureConfig) -> np.ndarray:
+    """(R, R) float32: visibility × facing × inside the photo × away from the outline × outside the mouth."""
+    cell = max(float(np.ptp(pixels[:, 0])) / config.depth_cells, 1e-3)  # photo pixels per depth-buffer cell
+    origin = pixels.min(0) - 2 * cell
+    shape = (np.ceil(np.ptp(pixels, axis=0) / cell).astype(int) + 5)[::-1]  # rows, columns
+    zbuf = np.full(shape, np.inf)
+    index = np.floor((pixels - origin) / cell).astype(np.int64)
+    np.minimum.at(zbuf, (index[:, 1], index[:, 0]), depth)
+    padded = np.pad(zbuf, 1, constant_values=np.inf)  # close the pin-holes between splatted vertices, and grow
+    zbuf = np.min([padded[dy:dy + shape[0], dx:dx + shape[1]] for dy in range(3) for dx in range(3)], axis=0)
+    covered = np.isfinite(zbuf)  # each occluder by a cell, so no sample leaks past an occluding edge
+    inner = _soft(covered, config.silhouette_cells)  # a fade toward the outline
+    xy, z = texel[..., :2], texel[..., 2]
+    at = np.floor((xy - origin) / cell).astype(np.int64)
+    row, col = np.clip(at[..., 1], 0, shape[0] - 1), np.clip(at[..., 0], 0, shape[1] - 1)
+    visible = _soft(layout.face & (z <= zbuf[row, col] + config.depth_tolerance), config.occlusion_texels)
+    facing = np.clip((texel[..., 3] - config.facing_zero) / (config.facing_full - config.facing_zero), 0.0, 1.0)
+    height, width = photo_shape
+    in_photo = (xy[..., 0] >= 0) & (xy[..., 0] <= width - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= height - 1)
+    confidence = visible * facing * in_photo * inner[row, col] * layout.face
+    if mouth is not None:
+        confidence *= ~inside_polygon(xy, mouth)
+    return confidence.astype(np.float32)
+
+
+def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextureConfig):
+    """The seen photo albedo spread smoothly into the unseen texels (push-pull, at half size), and how much of
+    each texel's neighbourhood (``fill_texels`` across at the 512² geometry's scale) is seen: (T, T, 3), (T, T)."""
+    from facerecon_core.pipeline.texture import push_pull_fill
+
+    known = confidence > 0.7
+    half = _half(albedo), _half(known.astype(np.float32)[..., None])[..., 0]
+    around = _double(push_pull_fill(half[0], half[1] > 0.5), albedo.shape)
+    levels = max(1, int(round(np.log2(config.fill_texels * albedo.shape[0] / GEOMETRY_SIZE))))
+    share = known.astype(np.float32)[..., None]
+    shapes = []
+    for _ in range(levels):
+        shapes.append(share.shape)
+        share = _half(share)
+    for shape in reversed(shapes):
+        share = _double(share, shape)
+    return around, np.clip(share[..., 0] / 0.35, 0.0, 1.0) * config.fill_trust  # full trust from a third seen
+
+
+def _soft(mask: np.ndarray, steps: int) -> np.ndarray:
+    """(R, R) float32 in [0, 1]: how many of ``steps`` erosions each texel of ``mask`` survives, over ``steps``."""
+    out = np.zeros(mask.shape, np.float32)
+    for _ in range(steps):
+        mask = imageops.erode(mask)
+        out += mask
+    return out / steps
+
+
+def _sample_photo(photo: np.ndarray, xy: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 in [0, 1]: the photo at the texels ``where`` (positions ``xy`` (T, T, 2), photo pixels),
+    bilinear from the mip level of each texel's footprint (trilinear between levels)."""
+    points = xy[where].astype(np.float64)
+    footprint = _footprint(xy)[where]
+    height, width = photo.shape[:2]
+    lo = np.clip(np.floor(points.min(0)) - 4, 0, [width - 1, height - 1]).astype(int)
+    hi = np.clip(np.ceil(points.max(0)) + 5, 1, [width, height]).astype(int)
+    level = np.log2(np.clip(footprint, 1.0, 64.0))
+    top = int(np.ceil(level.max())) if len(level) else 0
+    region = photo[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32) / 255.0
+    step = 2**top  # pad to a multiple of it (edges repeated), so each level halves exactly
+    region = np.pad(region, ((0, -region.shape[0] % step), (0, -region.shape[1] % step), (0, 0)), mode="edge")
+    points = points - lo
+    pyramid = [region]
+    for _ in range(top):
+        h, w = pyramid[-1].shape[:2]
+        pyramid.append(pyramid[-1].reshape(h // 2, 2, w // 2, 2, 3).mean((1, 3)))
+    out = np.zeros((len(points), 3), np.float32)
+    base = np.floor(level).astype(int)
+    for k in np.unique(base):
+        pick = np.flatnonzero(base == k)
+        out[pick] = _bilinear(pyramid[k], points[pick], k)
+        t = (level[pick] - k).astype(np.float32)
+        finer = t > 1e-3  # between two levels: blend in the coarser one
+        if k + 1 < len(pyramid) and finer.any():
+            between = pick[finer]
+            out[between] += t[finer, None] * (_bilinear(pyramid[k + 1], points[between], k + 1) - out[between])
+    return out
+
+
+def _bilinear(image: np.ndarray, points: np.ndarray, level: int) -> np.ndarray:
+    """Bilinear samples of a mip level at level-0 pixel positions (edges clamped)."""
+    scale = 0.5**level
+    x = np.clip((points[:, 0] + 0.5) * scale - 0.5, 0, image.shape[1] - 1)
+    y = np.clip((points[:, 1] + 0.5) * scale - 0.5, 0, image.shape[0] - 1)
+    h, w = image.shape[:2]
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    dx, dy = int(w > 1), w * int(h > 1)
+    fx, fy = (x - x0)[:, None].astype(np.float32), (y - y0)[:, None].astype(np.float32)
+    flat, at = image.reshape(-1, image.shape[2]), y0 * w + x0
+    top = flat.take(at, axis=0)
+    top += fx * (flat.take(at + dx, axis=0) - top)
+    bottom = flat.take(at + dy, axis=0)
+    bottom += fx * (flat.take(at + dy + dx, axis=0) - bottom)
+    return top + fy * (bottom - top)
+
+
+def _footprint(xy: np.ndarray) -> np.ndarray:
+    """(T, T): photo pixels per texel, the larger of the two texel directions (one-sided differences, so the
+    jump at the mesh's border does not count)."""
+    def step(axis: int) -> np.ndarray:
+        diff = np.linalg.norm(np.diff(xy, axis=axis), axis=-1)
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (1, 0)
+        forward, backward = np.pad(diff, pad, mode="edge"), np.pad(diff, [p[::-1] for p in pad], mode="edge")
+        return np.minimum(forward, backward)
+
+    return np.maximum(step(0), step(1))
+
+
+def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray,
+                    config: PhotoTextureConfig) -> np.ndarray:
+    """(T, T) in (0, 1]: in the skin region, how close each de-lit colour is to the face's robust skin colour
+    (median, MAD); 1 elsewhere, and everywhere when too little skin is seen."""
+    reference = albedo[skin & (confidence > 0.6)]
+    if len(reference) < 200:
+        return np.ones(confidence.shape, np.float32)
+    reference = reference[:: max(1, len(reference) // 100_000)]
+    median = np.median(reference, axis=0)
+    spread = 1.4826 * np.median(np.abs(reference - median), axis=0) + config.skin_spread
+    distance = (np.abs(albedo - median) / spread).max(-1) / config.skin_sigmas
+    return np.where(skin, 1.0 / (1.0 + distance**4), 1.0).astype(np.float32)
+
+
+def _match_colour(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """The network's map with each channel scaled so its skin matches the photo's de-lit skin (medians)."""
+    sel = skin & (confidence > 0.6)
+    if sel.sum() < 200:
+        return network
+    gain = np.median(albedo[sel], axis=0) / np.maximum(np.median(network[sel], axis=0), 1e-3)
+    return np.clip(network * np.clip(gain, 0.5, 2.0), 0.0, 1.0)
+
+
+def _pyramid_blend(images: list[np.ndarray], weights: list[np.ndarray], config: PhotoTextureConfig) -> np.ndarray:
+    """Multi-band blend of ``images`` = [a, b, …, z]: at each Laplacian level, a over (b over (… z)) with the
+    weights (one per image but the last) blurred to that level."""
+    def blend(levels: list[np.ndarray], alphas: list[np.ndarray]) -> np.ndarray:
+        out = levels[-1]
+        for level, alpha in zip(levels[-2::-1], alphas[::-1]):
+            out = alpha * level + (1.0 - alpha) * out
+        return out
+
+    images = [np.asarray(i, np.float32) for i in images]
+    weights = [np.asarray(w, np.float32)[..., None] for w in weights]
+    bands = []
+    while min(images[0].shape[:2]) > config.pyramid_min:
+        smaller = [_half(i) for i in images]
+        bands.append(blend([i - _double(s, i.shape) for i, s in zip(images, smaller)], weights))
+        images, weights = smaller, [_half(w) for w in weights]
+    out = blend(images, weights)
+    for band in reversed(bands):
+        out = _double(out, band.shape) + band
+    return out
+
+
+def _half(image: np.ndarray) -> np.ndarray:
+    """Half the size (rounded up), each pixel the mean of a 2 × 2 block (edges repeated for odd sizes)."""
+    h, w = image.shape[:2]
+    if h % 2 or w % 2:
+        image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return 0.25 * (image[0::2, 0::2] + image[1::2, 0::2] + image[0::2, 1::2] + image[1::2, 1::2])
+
+
+def _double(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Twice the size, linear (each new pixel ¾ of its nearer and ¼ of its farther coarse neighbour, edges
+    repeated), cut to ``shape``: the inverse of :func:`_half`'s pixel grid."""
+    a = np.asarray(image, np.float32)
+    h, w, c = a.shape
+    rows = np.empty((2 * h, w, c), np.float32)
+    three = 0.75 * a
+    rows[0::2] = three
+    rows[0::2] += 0.25 * np.concatenate([a[:1], a[:-1]])
+    rows[1::2] = three
+    rows[1::2] += 0.25 * np.concatenate([a[1:], a[-1:]])
+    out = np.empty((2 * h, w, 2, c), np.float32)
+    three = 0.75 * rows
+    out[:, :, 0] = three + 0.25 * np.concatenate([rows[:, :1], rows[:, :-1]], axis=1)
+    out[:, :, 1] = three + 0.25 * np.concatenate([rows[:, 1:], rows[:, -1:]], axis=1)
+    return out.reshape(2 * h, 2 * w, c)[:shape[0], :shape[1]]
