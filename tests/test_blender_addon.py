@@ -189,7 +189,7 @@ def test_every_option_has_a_tooltip_and_refinement_shows_only_where_it_runs():
     """)
     res = result_of(proc)
     assert res["missing"] == []
-    assert "match_render_size" in res["settings"] and "refine_steps" in res["settings"]
+    assert {"match_render_size", "refine_steps", "texture_mode"} <= set(res["settings"])
     without, with_torch = ([tuple(c) for c in res[k]] for k in ("False", "True"))
     assert ("prop", "refine_steps") not in without and ["label"] == [k for k, t in without if "PyTorch" in t]
     assert ("prop", "refine_steps") in with_torch and not any(k == "label" for k, _ in with_torch)
@@ -331,6 +331,8 @@ INSTALLED_SCRIPT = """
     img = next(n.image for n in mat.node_tree.nodes if n.type == "TEX_IMAGE")
     res["image"] = [list(img.size), img.packed_file is not None]
     res["bsdf"] = any(n.type == "BSDF_PRINCIPLED" for n in mat.node_tree.nodes)
+    res["confidence"] = [n.image.name for n in mat.node_tree.nodes if n.type == "TEX_IMAGE" and n.label == "Photo confidence"
+                         and n.image.packed_file is not None]
     keys = me.shape_keys.key_blocks
     res["keys"] = [k.name for k in keys]
     res["key_values"] = {k.name: k.value for k in keys}
@@ -451,6 +453,7 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
     assert str(tmp_path / "user") in res["core_file"] and not res["torch"]  # the zip's own facerecon_core
     assert res["counts"] == [38365, 76073] and res["uv"] == ["UVMap"] and res["smooth"]
     assert res["material"] == "Face Albedo" and res["bsdf"] and res["image"] == [[256, 256], True]
+    assert res["confidence"] == [f"{photo.stem}_confidence"]  # the photo texture's confidence, for painting over
     assert res["keys"][:2] == ["Basis", "Expression"] and res["keys"][2:] == [f"exp_{i:02d}" for i in range(10)]
     assert res["key_values"]["Expression"] == 1.0 and res["key_values"]["exp_00"] == 0.0
     assert res["expr_diff_m"] > 1e-5
@@ -537,6 +540,9 @@ def test_mirror_and_shift_options_reach_the_pipeline(test_bundle, facemodel_path
     assert not np.allclose(unshifted.faces[0].identity_vertices, mirrored)
     assert batch.parse_args(["--input", "a", "--output", "b", "--no-shifts"]).no_shifts is True
     assert batch.parse_args(["--input", "a", "--output", "b"]).no_shifts is False
+    assert batch.parse_args(["--input", "a", "--output", "b"]).texture == "photo"
+    network = rec_mod.run(photo, texture="network", texture_size=64, bundle_dir=test_bundle, facemodel=facemodel_path)
+    assert reconstructor.texture == "network" and network.faces[0].texture_confidence is None
 
 
 @pytest.mark.slow

@@ -38,9 +38,9 @@ def _scene(facemodel, yaw_deg=0.0, shift=(0.0, 0.0)):
 
 
 def _run(facemodel, photo, verts, project, sh, network=(128, 128, 128)):
-    network_texture = np.empty((T, T, 3), np.uint8)
-    network_texture[:] = network
-    return photo_texture(photo, verts, project, sh, network_texture, facemodel)
+    albedo_map = np.empty((64, 64, 3), np.float32)
+    albedo_map[:] = np.float32(network) / 255
+    return photo_texture(photo, verts, project, sh, albedo_map, facemodel, T)
 
 
 def test_a_known_albedo_under_a_known_light_is_recovered(facemodel):

@@ -294,6 +294,8 @@ def test_light_is_fitted_to_the_photo_by_default(reconstructor, recon_facemodel,
         Reconstructor(reconstructor.bundle, facemodel=recon_facemodel, light="baked")
     cli_args = ["reconstruct", str(photos / PHOTO), "-o", "x"]
     assert build_parser().parse_args(cli_args).light == "fit"
+    assert build_parser().parse_args(cli_args).texture == "photo"
+    assert build_parser().parse_args([*cli_args, "--texture", "network"]).texture == "network"
     assert build_parser().parse_args([*cli_args, "--light", "network"]).light == "network"
 
 

@@ -148,6 +148,23 @@ def _photometric_overlays(examples, path: Path) -> None:
     plt.close(fig)
 
 
+def _albedo_bars(summary: dict, path: Path) -> None:
+    """Grouped bars: each method's albedo error over the seen texels and the whole face, raw and after gain."""
+    plt = _pyplot()
+    keys = [("seen_mae", "seen"), ("seen_mae_gain", "seen, after gain"), ("face_mae", "whole face"),
+            ("face_mae_gain", "whole face, after gain")]
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    width = 0.8 / len(summary)
+    for k, (name, values) in enumerate(summary.items()):
+        ax.bar(np.arange(len(keys)) + k * width, [values[key] for key, _ in keys], width, label=name)
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, [label for _, label in keys], fontsize=8)
+    ax.set_ylabel("albedo MAE (0–1)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------------------- markdown
 def _f(x, digits: int = 2) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
@@ -225,6 +242,21 @@ def _markdown(results: dict) -> str:
             lines.append(f"| {label} | {s['n']} | {_f(s['e_pho'], 1)} | {_f(s['e_pho_l2'], 2)} | {_f(s['mae'], 4)} | "
                          f"{_f(s['detail'], 3) if 'detail' in s else '–'} |")
         lines += ["", "![photometric examples](examples_photometric.png)", ""]
+        rec = ph.get("albedo_recovery")
+        if rec:
+            lines += ["### Albedo recovery (synthetic faces with a known albedo texture)", "",
+                      f"{rec['n']} faces (`facerecon_core/eval/albedo.py`, seed {rec['seed']}): mean absolute error per "
+                      "channel of the UV albedo, [0, 1], over the texels the image shows and over the whole face; "
+                      "'after gain': after one gain per channel (one photo cannot tell a brighter albedo from a "
+                      "brighter light).", "",
+                      "| method | seen | seen, after gain | whole face | whole face, after gain |",
+                      "|---|---|---|---|---|"]
+            labels = {"ours_photo": "ours, photo texture", "ours": "ours, network texture",
+                      "linear": "linear (mean albedo)"}
+            for name, s in rec["summary"].items():
+                lines.append(f"| {labels[name]} | {_f(s['seen_mae'], 4)} | {_f(s['seen_mae_gain'], 4)} | "
+                             f"{_f(s['face_mae'], 4)} | {_f(s['face_mae_gain'], 4)} |")
+            lines += ["", "![albedo recovery](albedo_recovery.png)", ""]
     sp = results.get("speed")
     if sp:
         lines += ["## Speed (this machine)", "", "| method | ms / face (one at a time) | ms / face (batches of 16) |",
@@ -264,6 +296,8 @@ def write_report(results: dict, out_dir: Path, model: FaceModel) -> Path:
     ph = results.get("photometric")
     if ph:
         _photometric_overlays(ph.get("_examples", []), out_dir / "examples_photometric.png")
+        if ph.get("albedo_recovery"):
+            _albedo_bars(ph["albedo_recovery"]["summary"], out_dir / "albedo_recovery.png")
     if lm and "_photo_examples" in lm:
         _landmark_overlays(*lm["_photo_examples"], out_dir / "examples_photos.png")
     (out_dir / "results.json").write_text(json.dumps(_plain(results), indent=1))

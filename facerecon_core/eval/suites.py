@@ -357,7 +357,8 @@ def _photo_texture_rows(out: PeerOutput, verts: np.ndarray, photo: np.ndarray, c
     size = int(out.extras["crop_size"])
     network = albedo_texture(out.extras["albedo_map"], model, TEXTURE_SIZE)
     project, small = CropCamera(size).project, Crop(crop.left, crop.top, crop.side, size)
-    textured = photo_texture(photo, verts, lambda p: small.to_image(project(p)), light, network, model, mouth=mouth)
+    textured = photo_texture(photo, verts, lambda p: small.to_image(project(p)), light, out.extras["albedo_map"],
+                             model, TEXTURE_SIZE, mouth=mouth)
     image = render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=textured.albedo, sh=light)[0][0]
     rows = {"ours_photo": metrics.photometric_errors(_crop_of(photo, crop, size), image, region), "_photo": image}
     big = CropCamera(DETAIL_SIZE).render_camera()  # the crop camera scales with the crop: same vertices
@@ -414,7 +415,10 @@ def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | Anno
             summary[key]["n"] = len(vals)
             if all("detail" in v for v in vals):
                 summary[key]["detail"] = float(np.mean([v["detail"] for v in vals]))
-    return {"summary": summary, "photos": rows, "_examples": example or []}
+    from facerecon_core.eval.albedo import albedo_recovery
+
+    return {"summary": summary, "photos": rows, "_examples": example or [],
+            "albedo_recovery": albedo_recovery(tex, model)}
 
 
 # ----------------------------------------------------------------------------------------- speed

@@ -44,6 +44,7 @@ GEOMETRY_SIZE = 512  # UV resolution of the per-texel geometry (positions, depth
 class PhotoTextureConfig:
     depth_tolerance: float = 8.0  # mm behind the front-most surface (grown by a cell) that still counts as seen
     depth_cells: int = 160  # the depth buffer's cells across the face's width
+    occluder_growth: int = 2  # depth-buffer cells by which every surface grows over what lies behind it
     facing_zero: float = 0.2  # cosine (surface normal, view) at and below which a texel is not trusted
     facing_full: float = 0.55  # cosine at and above which it is fully trusted
     silhouette_cells: int = 3  # depth-buffer cells inside the outline over which confidence fades in
@@ -63,7 +64,8 @@ class PhotoTexture:
     albedo: np.ndarray  # (T, T, 3) uint8, the blended texture
     confidence: np.ndarray  # (T, T) float32 in [0, 1]: the photo's share at each texel (its own pixel or, where
     # it is hidden, its mirror texel's)
-    photo_albedo: np.ndarray  # (T, T, 3) float32 in [0, 1]: the de-lit photo (mirror-filled), 0 where unseen
+    photo_albedo: np.ndarray  # (S, S, 3) float32 in [0, 1]: the de-lit photo, 0 where unseen, at the working size
+    # S ≤ T (where the texels are as dense as the photo's pixels)
     greyscale: bool
 
 
@@ -134,19 +136,22 @@ def _grown(points: np.ndarray, margin: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ texture
-def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.ndarray, network_texture: np.ndarray,
-                  model: FaceModel, mouth: np.ndarray | None = None,
+def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.ndarray, albedo_map: np.ndarray,
+                  model: FaceModel, texture_size: int, mouth: np.ndarray | None = None,
                   config: PhotoTextureConfig = PhotoTextureConfig()) -> PhotoTexture:
-    """The photo-detail texture at the size of ``network_texture``.
+    """The photo-detail texture, ``texture_size`` square.
 
     ``photo``: (H, W, 3) uint8, the whole photo; ``verts_cam``: (V, 3) the posed, expressive face in camera
     space (mm, OpenGL axes, camera at the origin); ``to_photo``: camera-space points (V, 3) → photo pixels
-    (V, 2); ``sh``: (3, 9) the light fitted to the photo; ``network_texture``: (T, T, 3) uint8, the texture
-    stream's map at the output size (:func:`facerecon_core.pipeline.texture.albedo_texture`); ``mouth``:
-    (8, 2) photo pixels of the detected inner-lip outline (landmarks 60–67), or None.
+    (V, 2); ``sh``: (3, 9) the light fitted to the photo; ``albedo_map``: the texture stream's map (A, A, 3)
+    in [0, 1] (made into a texture by :func:`facerecon_core.pipeline.texture.albedo_texture`); ``mouth``: (8, 2)
+    photo pixels of the detected inner-lip outline (landmarks 60–67), or None. The work is done at the size at
+    which the texels are as dense as the photo's pixels (at most ``texture_size``), then resampled.
     """
-    size = network_texture.shape[0]
-    layout = uv_layout(model, min(size, GEOMETRY_SIZE))
+    from facerecon_core.pipeline.texture import albedo_texture
+
+    target = int(texture_size)
+    layout = uv_layout(model, min(target, GEOMETRY_SIZE))
     verts = np.asarray(verts_cam, np.float64)
     normals = vertex_normals(verts, model.triangles).astype(np.float64)
     pixels = np.asarray(to_photo(verts), np.float64)
@@ -156,17 +161,19 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     texel = layout.interpolate(per_vertex)  # photo x, y, depth, facing, shading RGB
     texel[..., 4:7] = np.maximum(texel[..., 4:7], config.min_shading)  # also outside the mesh
     confidence = _confidence(texel, pixels, -verts[:, 2], layout, photo.shape[:2], mouth, config)
+    size = _detail_size(texel[..., :2], confidence, target)
     face, skin = texture_masks(model, size)
+    network = albedo_texture(albedo_map, model, size).astype(np.float32) / 255.0
+    texel = np.concatenate([texel[..., :2], texel[..., 4:7], confidence[..., None]], axis=-1)
     if layout.face.shape[0] != size:
         texel = _upsample(texel, size)
-        confidence = _upsample(confidence[..., None], size)[..., 0] * face
+    texel, confidence = texel[..., :5], texel[..., 5] * face
     albedo = np.zeros((size, size, 3), np.float32)
     colour = np.zeros((size, size, 3), np.float32)
     sampled = (confidence > 0) | (confidence[:, ::-1] > 0)  # the seen texels and their mirrors' partners
     colour[sampled] = _sample_photo(photo, texel[..., :2], sampled)
-    albedo[sampled] = np.clip(colour[sampled] / texel[sampled][:, 4:7], 0.0, 1.0)
+    albedo[sampled] = np.clip(colour[sampled] / texel[sampled][:, 2:5], 0.0, 1.0)
 
-    network = network_texture.astype(np.float32) / 255.0
     seen = confidence > 0.5
     greyscale = bool(seen.any()) and float(np.ptp(colour[seen], axis=1).mean()) < config.grey_chroma
     if greyscale:
@@ -186,8 +193,25 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     own = np.where(confidence[..., None] > 0.5, albedo, mirrored)
     blended = _pyramid_blend([own, mirrored, filled, network], [confidence, mirror, nearby], config)
     total = confidence + mirror
+    albedo = np.where(confidence[..., None] > 0, albedo, 0.0)
+    if size != target:  # the photo holds no finer detail: the rest is resampling
+        blended, total = (_upsample(a.reshape(size, size, -1), target) for a in (blended, total))
+        total = total[..., 0]
     return PhotoTexture(np.clip(blended * 255.0 + 0.5, 0, 255).astype(np.uint8), total.astype(np.float32),
-                        np.where(confidence[..., None] > 0, albedo, 0.0).astype(np.float32), greyscale)
+                        albedo.astype(np.float32), greyscale)
+
+
+def _detail_size(xy: np.ndarray, confidence: np.ndarray, target: int) -> int:
+    """The texture side at which the seen texels are about as dense as the photo's pixels (a power of two times
+    the geometry's side, at most ``target``): finer, the texture would only resample the photo."""
+    seen = confidence > 0.5
+    if not seen.any():
+        return target
+    pixels_per_texel = float(np.median(_footprint(xy)[seen]))
+    size = xy.shape[0]
+    while size < target and pixels_per_texel > 1.0:
+        size, pixels_per_texel = 2 * size, pixels_per_texel / 2
+    return min(size, target)
 
 
 def _confidence(texel: np.ndarray, pixels: np.ndarray, depth: np.ndarray, layout: UVLayout,
@@ -199,9 +223,9 @@ def _confidence(texel: np.ndarray, pixels: np.ndarray, depth: np.ndarray, layout
     zbuf = np.full(shape, np.inf)
     index = np.floor((pixels - origin) / cell).astype(np.int64)
     np.minimum.at(zbuf, (index[:, 1], index[:, 0]), depth)
-    padded = np.pad(zbuf, 1, constant_values=np.inf)  # close the pin-holes between splatted vertices, and grow
-    zbuf = np.min([padded[dy:dy + shape[0], dx:dx + shape[1]] for dy in range(3) for dx in range(3)], axis=0)
-    covered = np.isfinite(zbuf)  # each occluder by a cell, so no sample leaks past an occluding edge
+    covered = np.isfinite(_grown_min(zbuf, 1))  # the face's outline, pin-holes between the splats closed
+    zbuf = _grown_min(zbuf, config.occluder_growth)  # every surface grown over what lies behind it, so no sample
+    # near an occluding edge (the nose's) leaks past it
     inner = _soft(covered, config.silhouette_cells)  # a fade toward the outline
     xy, z = texel[..., :2], texel[..., 2]
     at = np.floor((xy - origin) / cell).astype(np.int64)
@@ -233,6 +257,14 @@ def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextu
     for shape in reversed(shapes):
         share = _double(share, shape)
     return around, np.clip(share[..., 0] / 0.35, 0.0, 1.0) * config.fill_trust  # full trust from a third seen
+
+
+def _grown_min(values: np.ndarray, cells: int) -> np.ndarray:
+    """The minimum over each (2·cells + 1)² neighbourhood (outside the array: +inf)."""
+    padded = np.pad(values, cells, constant_values=np.inf)
+    h, w = values.shape
+    span = range(2 * cells + 1)
+    return np.min([padded[dy:dy + h, dx:dx + w] for dy in span for dx in span], axis=0)
 
 
 def _soft(mask: np.ndarray, steps: int) -> np.ndarray:

@@ -258,14 +258,17 @@ class Reconstructor:
             timings["refine"] = _ms(t0)
 
         t0 = time.perf_counter()
-        textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
         confidences: list[np.ndarray | None] = [None] * len(faces)
         if self.texture == "photo":
+            textures = []
             for i, (face, crop, dec) in enumerate(zip(faces, crops2, decoded)):
                 verts = to_camera((dec.identity + dec.expression).astype(np.float64), angles[i], translation[i])
-                result = photo_texture(photo, verts, _photo_projection(crop, size), sh[i], textures[i], self.facemodel,
-                                       mouth=face.landmarks[MOUTH_OPENING])
-                textures[i], confidences[i] = result.albedo, result.confidence
+                result = photo_texture(photo, verts, _photo_projection(crop, size), sh[i], albedo_maps[i],
+                                       self.facemodel, self.texture_size, mouth=face.landmarks[MOUTH_OPENING])
+                textures.append(result.albedo)
+                confidences[i] = result.confidence
+        else:
+            textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
         timings["texture"] += _ms(t0)
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
