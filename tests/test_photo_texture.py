@@ -134,3 +134,19 @@ def test_texture_modes_of_the_pipeline(shared_dir, facemodel_path, tmp_path):
     assert plain.texture_confidence is None and not np.array_equal(plain.albedo, face.albedo)
     with pytest.raises(ValueError, match="texture 'detail'"):
         Reconstructor(facemodel=facemodel_path, texture="detail")
+
+
+def test_samples_inside_the_mouth_opening_never_land_on_the_lips(facemodel):
+    """The photo's mouth opening (here drawn around the lips) is refused: no texel takes a sample from inside it."""
+    photo, verts, project, sh, _ = _scene(facemodel)
+    lips = project(verts[facemodel.landmark_indices[48:60]])
+    centre = lips.mean(0)
+    opening = centre + (lips[::-1][:8] - centre) * [1.0, 2.5]  # an outline around the mouth, 8 points
+    albedo_map = np.full((64, 64, 3), 0.5, np.float32)
+    result = photo_texture(photo, verts, project, sh, albedo_map, facemodel, T, mouth=opening)
+    from facerecon_core.facemodel.uvmap import inside_polygon
+
+    texel_xy = _texel_photo(facemodel, verts, project)
+    inside = inside_polygon(texel_xy, opening) & texture_masks(facemodel, T)[0]
+    assert inside.sum() > 50
+    assert (result.photo_albedo[inside].max(-1) == 0).mean() > 0.95  # own photo refused there

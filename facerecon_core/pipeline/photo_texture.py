@@ -16,9 +16,11 @@ Each texel gets a confidence in [0, 1], the product of:
   glasses, a hand, a cast shadow) fades out.
 
 A hidden texel whose mirror texel (the layout is symmetric about u = 0.5) is seen takes the mirror's
-colour. The texture stream's map, its colour matched per channel to the photo's de-lit skin, fills the
-rest: a confidence-weighted Laplacian-pyramid blend, so there are no seams. A greyscale photo gives a
-greyscale texture (the map is blended as its luminance), never colour blotches.
+colour; a small hole (an occluder) takes the seen photo around it; the texture stream's map, its colour
+matched per channel to the photo's de-lit skin, fills the rest. The layers are joined by a confidence-weighted
+Laplacian-pyramid blend, so there are no seams. A greyscale photo gives a greyscale texture (the map is
+blended as its luminance), never colour blotches. The work runs at the size at which the seen texels are
+about as dense as the photo's pixels (from 256² up to the asked size) and is then resampled.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ import numpy as np
 from facerecon_core import imageops
 from facerecon_core.export._common import vertex_normals
 from facerecon_core.facemodel import FaceModel
-from facerecon_core.facemodel.uvmap import fill_polygon, inside_polygon, rasterize_uv, uv_to_pixel
+from facerecon_core.facemodel.uvmap import fill_polygon, rasterize_uv, uv_to_pixel
 from facerecon_core.lighting import sh_basis
 
 TEXTURE_MODES = ("photo", "network")
 """``photo``: the photo's detail blended with the texture stream's map (default); ``network``: the map alone."""
 
-GEOMETRY_SIZE = 512  # UV resolution of the per-texel geometry (positions, depth, confidence); upsampled to T
+GEOMETRY_SIZE = 512  # UV resolution of the per-texel geometry (positions, depth, confidence)
+MIN_WORK_SIZE = 256  # the smallest side the texture is worked at before it is resampled to the asked size
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,13 @@ class UVLayout:
     def interpolate(self, per_vertex: np.ndarray) -> np.ndarray:
         """Per-vertex values (V, C) → (R, R, C) float32, linear inside each UV triangle."""
         values = np.asarray(per_vertex, np.float32)
-        out = self.weights[..., :1] * values[self.corners[..., 0]]
+        size = self.face.shape[0]
+        corners, weights = self.corners.reshape(-1, 3), self.weights.reshape(-1, 3)
+        out = values.take(corners[:, 0], axis=0)
+        out *= weights[:, :1]
         for k in (1, 2):
-            out += self.weights[..., k:k + 1] * values[self.corners[..., k]]
-        return out
+            out += weights[:, k:k + 1] * values.take(corners[:, k], axis=0)
+        return out.reshape(size, size, -1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -94,7 +100,7 @@ def uv_layout(model: FaceModel, size: int) -> UVLayout:
     corner = model.mean_shape[tri]
     facing = np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0])
     facing = facing[:, 2] / np.maximum(np.linalg.norm(facing, axis=1), 1e-12)
-    # where the layout overlaps itself (the inner lips' strip on the chin), the surface facing forward wins
+    # should the layout overlap itself anywhere, the surface facing forward takes the texel
     triangle, weights = rasterize_uv(model.uv, tri, (size, size), priority=facing)
     face = triangle >= 0
     corners = np.where(face[..., None], np.asarray(model.triangles)[np.maximum(triangle, 0)], 0)
@@ -163,18 +169,23 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     confidence = _confidence(texel, pixels, -verts[:, 2], layout, photo.shape[:2], mouth, config)
     size = _detail_size(texel[..., :2], confidence, target)
     face, skin = texture_masks(model, size)
-    network = albedo_texture(albedo_map, model, size).astype(np.float32) / 255.0
+    network = albedo_texture(albedo_map, model, min(size, MIN_WORK_SIZE)).astype(np.float32) / 255.0
+    if network.shape[0] != size:  # the map is 128²: made at 256², then resampled
+        network = _upsample(network, size)
     texel = np.concatenate([texel[..., :2], texel[..., 4:7], confidence[..., None]], axis=-1)
-    if layout.face.shape[0] != size:
+    while texel.shape[0] >= 2 * size:
+        texel = _half(texel)
+    if texel.shape[0] != size:
         texel = _upsample(texel, size)
     texel, confidence = texel[..., :5], texel[..., 5] * face
-    albedo = np.zeros((size, size, 3), np.float32)
-    colour = np.zeros((size, size, 3), np.float32)
-    sampled = (confidence > 0) | (confidence[:, ::-1] > 0)  # the seen texels and their mirrors' partners
-    colour[sampled] = _sample_photo(photo, texel[..., :2], sampled)
-    albedo[sampled] = np.clip(colour[sampled] / texel[sampled][:, 2:5], 0.0, 1.0)
+    sampled = np.flatnonzero((confidence > 0) | (confidence[:, ::-1] > 0))  # the seen texels and their mirrors
+    flat = texel.reshape(-1, 5)[sampled]
+    colour = _sample_photo(photo, texel[..., :2], sampled, flat[:, :2])
+    albedo = np.zeros((size * size, 3), np.float32)
+    albedo[sampled] = np.clip(colour / flat[:, 2:5], 0.0, 1.0)
+    albedo = albedo.reshape(size, size, 3)
 
-    seen = confidence > 0.5
+    seen = confidence.reshape(-1)[sampled] > 0.5
     greyscale = bool(seen.any()) and float(np.ptp(colour[seen], axis=1).mean()) < config.grey_chroma
     if greyscale:
         albedo = np.repeat(albedo.mean(-1, keepdims=True), 3, axis=-1)
@@ -191,7 +202,8 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     filled = np.where(nearby[..., None] > 0.25, around, network)
     mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], filled)
     own = np.where(confidence[..., None] > 0.5, albedo, mirrored)
-    blended = _pyramid_blend([own, mirrored, filled, network], [confidence, mirror, nearby], config)
+    blended = network + _pyramid_blend([own - mirrored, mirrored - filled, filled - network],
+                                       _cumulative([confidence, mirror, nearby]), config)
     total = confidence + mirror
     albedo = np.where(confidence[..., None] > 0, albedo, 0.0)
     if size != target:  # the photo holds no finer detail: the rest is resampling
@@ -202,13 +214,16 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
 
 
 def _detail_size(xy: np.ndarray, confidence: np.ndarray, target: int) -> int:
-    """The texture side at which the seen texels are about as dense as the photo's pixels (a power of two times
-    the geometry's side, at most ``target``): finer, the texture would only resample the photo."""
-    seen = confidence > 0.5
+    """The texture side at which the seen texels are about as dense as the photo's pixels: the geometry's side
+    halved (not below :data:`MIN_WORK_SIZE`) or doubled (not above ``target``) until about one photo pixel falls on
+    a texel. Finer, the texture would only resample the photo."""
+    seen = confidence[::2, ::2] > 0.5
+    size = xy.shape[0]
     if not seen.any():
         return target
-    pixels_per_texel = float(np.median(_footprint(xy)[seen]))
-    size = xy.shape[0]
+    pixels_per_texel = float(np.median(_footprint(xy[::2, ::2])[seen])) / 2  # from every other texel
+    while size > MIN_WORK_SIZE and size // 2 >= MIN_WORK_SIZE and pixels_per_texel < 0.5:
+        size, pixels_per_texel = size // 2, pixels_per_texel * 2
     while size < target and pixels_per_texel > 1.0:
         size, pixels_per_texel = 2 * size, pixels_per_texel / 2
     return min(size, target)
@@ -235,19 +250,20 @@ def _confidence(texel: np.ndarray, pixels: np.ndarray, depth: np.ndarray, layout
     height, width = photo_shape
     in_photo = (xy[..., 0] >= 0) & (xy[..., 0] <= width - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= height - 1)
     confidence = visible * facing * in_photo * inner[row, col] * layout.face
-    if mouth is not None:
-        confidence *= ~inside_polygon(xy, mouth)
+    if mouth is not None:  # the opening drawn into the depth buffer's cells, looked up like the depth
+        opening = fill_polygon((np.asarray(mouth, np.float64) - origin) / cell - 0.5, tuple(shape))
+        confidence *= ~opening[row, col]
     return confidence.astype(np.float32)
 
 
 def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextureConfig):
-    """The seen photo albedo spread smoothly into the unseen texels (push-pull, at half size), and how much of
+    """The seen photo albedo spread smoothly into the unseen texels (push-pull, at a quarter size), and how much of
     each texel's neighbourhood (``fill_texels`` across at the 512² geometry's scale) is seen: (T, T, 3), (T, T)."""
     from facerecon_core.pipeline.texture import push_pull_fill
 
     known = confidence > 0.7
-    half = _half(albedo), _half(known.astype(np.float32)[..., None])[..., 0]
-    around = _double(push_pull_fill(half[0], half[1] > 0.5), albedo.shape)
+    quarter = _half(_half(albedo)), _half(_half(known.astype(np.float32)[..., None]))[..., 0]
+    around = _upsample(push_pull_fill(quarter[0], quarter[1] > 0.5), albedo.shape[0])
     levels = max(1, int(round(np.log2(config.fill_texels * albedo.shape[0] / GEOMETRY_SIZE))))
     share = known.astype(np.float32)[..., None]
     shapes = []
@@ -276,11 +292,13 @@ def _soft(mask: np.ndarray, steps: int) -> np.ndarray:
     return out / steps
 
 
-def _sample_photo(photo: np.ndarray, xy: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 in [0, 1]: the photo at the texels ``where`` (positions ``xy`` (T, T, 2), photo pixels),
-    bilinear from the mip level of each texel's footprint (trilinear between levels)."""
-    points = xy[where].astype(np.float64)
-    footprint = _footprint(xy)[where]
+def _sample_photo(photo: np.ndarray, xy: np.ndarray, where: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 in [0, 1]: the photo at the texels ``where`` (flat indices; ``points`` their photo pixels, of
+    the positions ``xy`` (T, T, 2)), bilinear from the mip level of each texel's footprint (trilinear between
+    levels)."""
+    points = points.astype(np.float64)
+    coarse = _footprint(xy[::4, ::4]) / 4  # the footprint varies slowly: every fourth texel, repeated
+    footprint = np.repeat(np.repeat(coarse, 4, 0), 4, 1)[:xy.shape[0], :xy.shape[1]].reshape(-1)[where]
     height, width = photo.shape[:2]
     lo = np.clip(np.floor(points.min(0)) - 4, 0, [width - 1, height - 1]).astype(int)
     hi = np.clip(np.ceil(points.max(0)) + 5, 1, [width, height]).astype(int)
@@ -345,11 +363,13 @@ def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray
     reference = albedo[skin & (confidence > 0.6)]
     if len(reference) < 200:
         return np.ones(confidence.shape, np.float32)
-    reference = reference[:: max(1, len(reference) // 100_000)]
+    reference = reference[:: max(1, len(reference) // 20_000)]
     median = np.median(reference, axis=0)
     spread = 1.4826 * np.median(np.abs(reference - median), axis=0) + config.skin_spread
-    distance = (np.abs(albedo - median) / spread).max(-1) / config.skin_sigmas
-    return np.where(skin, 1.0 / (1.0 + distance**4), 1.0).astype(np.float32)
+    agreement = np.ones(confidence.shape, np.float32)
+    distance = (np.abs(albedo[skin] - median) / spread).max(-1) / config.skin_sigmas
+    agreement[skin] = 1.0 / (1.0 + distance**4)
+    return agreement
 
 
 def _match_colour(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -361,23 +381,29 @@ def _match_colour(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarra
     return np.clip(network * np.clip(gain, 0.5, 2.0), 0.0, 1.0)
 
 
-def _pyramid_blend(images: list[np.ndarray], weights: list[np.ndarray], config: PhotoTextureConfig) -> np.ndarray:
-    """Multi-band blend of ``images`` = [a, b, …, z]: at each Laplacian level, a over (b over (… z)) with the
-    weights (one per image but the last) blurred to that level."""
-    def blend(levels: list[np.ndarray], alphas: list[np.ndarray]) -> np.ndarray:
-        out = levels[-1]
-        for level, alpha in zip(levels[-2::-1], alphas[::-1]):
-            out = alpha * level + (1.0 - alpha) * out
-        return out
+def _cumulative(weights: list[np.ndarray]) -> list[np.ndarray]:
+    """Weights of layers a over (b over (… z)) as weights of the differences a − b, b − c, …: 1 − Π (1 − w)."""
+    out, rest = [], np.ones_like(weights[0])
+    for weight in weights:
+        rest = rest * (1.0 - weight)
+        out.append(1.0 - rest)
+    return out
 
-    images = [np.asarray(i, np.float32) for i in images]
+
+def _pyramid_blend(differences: list[np.ndarray], weights: list[np.ndarray], config: PhotoTextureConfig) -> np.ndarray:
+    """Multi-band blend: Σ over Laplacian levels of each difference image times its weight blurred to that level
+    (with :func:`_cumulative` weights, the layers a over (b over (… z)) minus z)."""
+    images = [np.asarray(d, np.float32) for d in differences]
     weights = [np.asarray(w, np.float32)[..., None] for w in weights]
     bands = []
     while min(images[0].shape[:2]) > config.pyramid_min:
         smaller = [_half(i) for i in images]
-        bands.append(blend([i - _double(s, i.shape) for i, s in zip(images, smaller)], weights))
+        band = 0.0
+        for image, small, weight in zip(images, smaller, weights):
+            band = band + weight * (image - _double(small, image.shape))
+        bands.append(band)
         images, weights = smaller, [_half(w) for w in weights]
-    out = blend(images, weights)
+    out = sum(weight * image for image, weight in zip(images, weights))
     for band in reversed(bands):
         out = _double(out, band.shape) + band
     return out
@@ -394,16 +420,13 @@ def _half(image: np.ndarray) -> np.ndarray:
 def _double(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Twice the size, linear (each new pixel ¾ of its nearer and ¼ of its farther coarse neighbour, edges
     repeated), cut to ``shape``: the inverse of :func:`_half`'s pixel grid."""
-    a = np.asarray(image, np.float32)
-    h, w, c = a.shape
-    rows = np.empty((2 * h, w, c), np.float32)
-    three = 0.75 * a
-    rows[0::2] = three
-    rows[0::2] += 0.25 * np.concatenate([a[:1], a[:-1]])
-    rows[1::2] = three
-    rows[1::2] += 0.25 * np.concatenate([a[1:], a[-1:]])
-    out = np.empty((2 * h, w, 2, c), np.float32)
-    three = 0.75 * rows
-    out[:, :, 0] = three + 0.25 * np.concatenate([rows[:, :1], rows[:, :-1]], axis=1)
-    out[:, :, 1] = three + 0.25 * np.concatenate([rows[:, 1:], rows[:, -1:]], axis=1)
-    return out.reshape(2 * h, 2 * w, c)[:shape[0], :shape[1]]
+    out = np.asarray(image, np.float32)
+    for axis in (0, 1):
+        n = out.shape[axis]
+        near = np.arange(2 * n) // 2
+        far = np.clip(near + np.where(np.arange(2 * n) % 2, 1, -1), 0, n - 1)
+        doubled = np.take(out, near, axis=axis)
+        doubled *= 0.75
+        doubled += 0.25 * np.take(out, far, axis=axis)
+        out = doubled
+    return out[:shape[0], :shape[1]]
