@@ -46,7 +46,7 @@ def _run(facemodel, photo, verts, project, sh, network=(128, 128, 128)):
 def test_a_known_albedo_under_a_known_light_is_recovered(facemodel):
     photo, verts, project, sh, truth = _scene(facemodel)
     result = _run(facemodel, photo, verts, project, sh)
-    face, skin = texture_masks(facemodel, T)
+    face, skin, _ = texture_masks(facemodel, T)
     seen = (result.confidence > 0.9) & face
     assert ((result.confidence > 0.5) & face).sum() > 0.5 * face.sum()  # frontal: all but the sides that turn away
     error = np.abs(result.albedo.astype(np.float32) / 255 - truth)[seen].mean()
@@ -59,7 +59,7 @@ def test_a_known_albedo_under_a_known_light_is_recovered(facemodel):
 def test_a_turned_head_fills_hidden_texels_from_their_mirror(facemodel):
     photo, verts, project, sh, truth = _scene(facemodel, yaw_deg=55.0)
     result = _run(facemodel, photo, verts, project, sh)
-    face, _ = texture_masks(facemodel, T)
+    face = texture_masks(facemodel, T)[0]
     hidden = face & (result.photo_albedo.max(-1) == 0) & (result.confidence > 0.5)  # seen only through the mirror
     assert hidden.sum() > 500
     error = np.abs(result.albedo.astype(np.float32) / 255 - truth)[hidden].mean()

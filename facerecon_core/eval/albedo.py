@@ -29,7 +29,7 @@ def known_albedo(model: FaceModel, rng: np.random.Generator, size: int = TEXTURE
 
     base = model.to_uv_map(model.albedo_mean, size)
     tone = rng.uniform(0.75, 1.15) * rng.uniform(0.92, 1.08, 3)
-    face, skin = texture_masks(model, size)
+    face, skin, _ = texture_masks(model, size)
     features = (face & ~skin)[..., None]  # lips, brows, eyes, nostrils: a colour of their own
     base = np.where(features, base * rng.uniform(0.55, 1.1, 3), base)
     detail = np.zeros((size, size), np.float32)
@@ -54,7 +54,7 @@ def albedo_recovery(ours, model: FaceModel, count: int = 12, seed: int = 0) -> d
     from facerecon_core.render.numpy_render import render_mesh_numpy
 
     camera = CropCamera(CROP)
-    face, _ = texture_masks(model, TEXTURE)
+    face = texture_masks(model, TEXTURE)[0]
     rows = []
     for i in range(count):
         rng = np.random.default_rng([EVAL_STREAM, seed, i, 0xA1BE])

@@ -52,7 +52,7 @@ class PhotoTextureConfig:
     facing_full: float = 0.55  # cosine at and above which it is fully trusted
     silhouette_cells: int = 3  # depth-buffer cells inside the outline over which confidence fades in
     occlusion_texels: int = 4  # texels (of the 512² geometry) over which confidence fades in from a hidden area
-    skin_sigmas: float = 2.5  # robust deviations from the skin colour at which confidence has halved
+    skin_sigmas: float = 3.0  # robust deviations from the skin colour at which confidence has halved
     skin_spread: float = 0.04  # added to the skin's robust deviation: freckles, pores and stubble stay photo
     mirror_trust: float = 0.8  # a hidden texel's trust in its mirror texel's photo colour, relative to the mirror's
     fill_texels: int = 16  # neighbourhood (texels of the 512² geometry) whose seen photo fills a small hole
@@ -81,6 +81,7 @@ class UVLayout:
     weights: np.ndarray  # (R, R, 3) float32 barycentric weights (0 outside the mesh)
     face: np.ndarray  # (R, R) bool: the texels the mesh covers
     skin: np.ndarray  # (R, R) bool: those less eyes, brows, nostrils and lips
+    cheeks: np.ndarray  # (R, R) bool: the skin between the eyes' and the mouth's height, where hair seldom falls
 
     def interpolate(self, per_vertex: np.ndarray) -> np.ndarray:
         """Per-vertex values (V, C) → (R, R, C) float32, linear inside each UV triangle."""
@@ -113,16 +114,20 @@ def uv_layout(model: FaceModel, size: int) -> UVLayout:
         points = lm[list(brow)]
         band = np.concatenate([points + (0, margin), (points - (0, 2.5 * margin))[::-1]])
         features |= fill_polygon(band, (size, size))
-    return UVLayout(corners, weights, face, face & ~features)
+    skin = face & ~features
+    rows = np.arange(size)[:, None]
+    cheeks = skin & (rows > lm[36:48, 1].max() + margin) & (rows < lm[48:55, 1].min())
+    return UVLayout(corners, weights, face, skin, cheeks)
 
 
 @functools.lru_cache(maxsize=8)
-def texture_masks(model: FaceModel, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The layout's face and skin regions (bool) at the texture's size."""
+def texture_masks(model: FaceModel, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layout's face, skin and cheek regions (bool) at the texture's size."""
     layout = uv_layout(model, min(size, GEOMETRY_SIZE))
+    masks = (layout.face, layout.skin, layout.cheeks)
     if layout.face.shape[0] == size:
-        return layout.face, layout.skin
-    return tuple(_upsample(m.astype(np.float32)[..., None], size)[..., 0] > 0.5 for m in (layout.face, layout.skin))
+        return masks
+    return tuple(_upsample(m.astype(np.float32)[..., None], size)[..., 0] > 0.5 for m in masks)
 
 
 def _upsample(image: np.ndarray, size: int) -> np.ndarray:
@@ -168,14 +173,14 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     texel[..., 4:7] = np.maximum(texel[..., 4:7], config.min_shading)  # also outside the mesh
     confidence = _confidence(texel, pixels, -verts[:, 2], layout, photo.shape[:2], mouth, config)
     size = _detail_size(texel[..., :2], confidence, target)
-    face, skin = texture_masks(model, size)
+    face, skin, cheeks = texture_masks(model, size)
     network = albedo_texture(albedo_map, model, min(size, MIN_WORK_SIZE)).astype(np.float32) / 255.0
     if network.shape[0] != size:  # the map is 128²: made at 256², then resampled
         network = _upsample(network, size)
     texel = np.concatenate([texel[..., :2], texel[..., 4:7], confidence[..., None]], axis=-1)
-    while texel.shape[0] >= 2 * size:
-        texel = _half(texel)
-    if texel.shape[0] != size:
+    if texel.shape[0] != size:  # resampled to the work size (the texels' values vary linearly within triangles)
+        while texel.shape[0] >= 2 * size:
+            texel = _half(texel)
         texel = _upsample(texel, size)
     texel, confidence = texel[..., :5], texel[..., 5] * face
     sampled = np.flatnonzero((confidence > 0) | (confidence[:, ::-1] > 0))  # the seen texels and their mirrors
@@ -186,11 +191,11 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     albedo = albedo.reshape(size, size, 3)
 
     seen = confidence.reshape(-1)[sampled] > 0.5
-    greyscale = bool(seen.any()) and float(np.ptp(colour[seen], axis=1).mean()) < config.grey_chroma
+    greyscale = bool(seen.any()) and float(np.ptp(colour[seen][::16], axis=1).mean()) < config.grey_chroma
     if greyscale:
         albedo = np.repeat(albedo.mean(-1, keepdims=True), 3, axis=-1)
         network = np.repeat(network.mean(-1, keepdims=True), 3, axis=-1)
-    confidence *= _skin_agreement(albedo, confidence, skin, config)
+    confidence *= _skin_agreement(albedo, confidence, skin, cheeks, config)
     network = _match_colour(network, albedo, confidence, skin)
     # over all bands: this texel's own photo, else its mirror's, else the photo's surroundings (a small occluder
     # such as a microphone), else the network's map
@@ -209,7 +214,9 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     if size != target:  # the photo holds no finer detail: the rest is resampling
         blended, total = (_upsample(a.reshape(size, size, -1), target) for a in (blended, total))
         total = total[..., 0]
-    return PhotoTexture(np.clip(blended * 255.0 + 0.5, 0, 255).astype(np.uint8), total.astype(np.float32),
+    blended *= 255.0
+    blended += 0.5
+    return PhotoTexture(np.clip(blended, 0, 255, out=blended).astype(np.uint8), total.astype(np.float32),
                         albedo.astype(np.float32), greyscale)
 
 
@@ -356,11 +363,14 @@ def _footprint(xy: np.ndarray) -> np.ndarray:
     return np.maximum(step(0), step(1))
 
 
-def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray,
+def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray, cheeks: np.ndarray,
                     config: PhotoTextureConfig) -> np.ndarray:
     """(T, T) in (0, 1]: in the skin region, how close each de-lit colour is to the face's robust skin colour
-    (median, MAD); 1 elsewhere, and everywhere when too little skin is seen."""
-    reference = albedo[skin & (confidence > 0.6)]
+    (median and MAD of the seen cheeks, where hair seldom falls; of all seen skin when the cheeks are hidden);
+    1 elsewhere, and everywhere when too little skin is seen."""
+    reference = albedo[cheeks & (confidence > 0.6)]
+    if len(reference) < 200:
+        reference = albedo[skin & (confidence > 0.6)]
     if len(reference) < 200:
         return np.ones(confidence.shape, np.float32)
     reference = reference[:: max(1, len(reference) // 20_000)]
@@ -374,10 +384,12 @@ def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray
 
 def _match_colour(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """The network's map with each channel scaled so its skin matches the photo's de-lit skin (medians)."""
-    sel = skin & (confidence > 0.6)
-    if sel.sum() < 200:
+    sel = np.flatnonzero(skin & (confidence > 0.6))
+    if len(sel) < 200:
         return network
-    gain = np.median(albedo[sel], axis=0) / np.maximum(np.median(network[sel], axis=0), 1e-3)
+    sel = sel[:: max(1, len(sel) // 20_000)]
+    gain = (np.median(albedo.reshape(-1, 3)[sel], axis=0)
+            / np.maximum(np.median(network.reshape(-1, 3)[sel], axis=0), 1e-3))
     return np.clip(network * np.clip(gain, 0.5, 2.0), 0.0, 1.0)
 
 
