@@ -202,18 +202,20 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     mirror = confidence[:, ::-1] * config.mirror_trust * (1.0 - confidence)
     around, nearby = _surroundings(albedo, confidence, config)
     nearby *= (1.0 - confidence) * (1.0 - mirror) * face
+    network += nearby[..., None] * (around - network)  # both smooth: a plain blend, no bands to join
     # each layer shows its own content only where it is trusted (else the layer below), so a half-trusted edge (an
     # occluder's, a grazing angle's) brings no sharp contrast into the fine bands
-    filled = np.where(nearby[..., None] > 0.25, around, network)
-    mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], filled)
+    mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], network)
     own = np.where(confidence[..., None] > 0.5, albedo, mirrored)
-    blended = network + _pyramid_blend([own - mirrored, mirrored - filled, filled - network],
-                                       _cumulative([confidence, mirror, nearby]), config)
+    blended = network + _pyramid_blend([own - mirrored, mirrored - network], _cumulative([confidence, mirror]), config)
     total = confidence + mirror
     albedo = np.where(confidence[..., None] > 0, albedo, 0.0)
     if size != target:  # the photo holds no finer detail: the rest is resampling
-        blended, total = (_upsample(a.reshape(size, size, -1), target) for a in (blended, total))
-        total = total[..., 0]
+        blended = _upsample(blended, target)
+        if target % size == 0:  # the confidence guides painting: nearest is enough
+            total = np.repeat(np.repeat(total, target // size, 0), target // size, 1)
+        else:
+            total = _upsample(total[..., None], target)[..., 0]
     blended *= 255.0
     blended += 0.5
     return PhotoTexture(np.clip(blended, 0, 255, out=blended).astype(np.uint8), total.astype(np.float32),
