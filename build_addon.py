@@ -19,7 +19,8 @@ installer both accept that) with:
 - ``data/model/``: the exported model bundle (ONNX graphs and manifest; the torch weights are left
   out) from ``--model`` or the default bundle location ``facerecon_core/data/model/``;
 - ``data/facemodel.npz``: the BFM-derived face-model asset without its identity basis, which inference does not
-  read (non-commercial; see LICENSE.txt).
+  read (non-commercial; see LICENSE.txt), with the ARKit keys derived from the ICT Face Model (MIT; its notice
+  in ``data/ICT-FaceKit-LICENSE.txt``).
 
 Nothing is installed with pip or downloaded at run time.
 """
@@ -335,6 +336,14 @@ def face_models_wheel(cache: Path) -> Path:
     return write_wheel(slim, "face_recognition_models", version, files)
 
 
+def arkit_notice(facemodel: Path) -> str:
+    """The face-model asset's ICT licence notice ("" without ARKit keys)."""
+    import numpy as np
+
+    with np.load(facemodel, allow_pickle=False) as data:
+        return str(data["arkit_notice"]) if "arkit_notice" in data.files else ""
+
+
 def runtime_facemodel(facemodel: Path, out: Path) -> Path:
     """The face-model asset as inference reads it: without the identity basis (used only by fitting, training
     and torch refinement), which is 18 of its 23 MB. Its content hash still names the model the bundle was
@@ -459,8 +468,11 @@ def build(platform: str, out_dir: Path, model_dir: Path, facemodel: Path, cache:
             for path in sorted(model_dir.iterdir()):
                 if path.is_file() and path.name not in BUNDLE_FILES_SKIPPED:
                     archive.write(path, f"{root}/data/model/{path.name}")
-            archive.write(runtime_facemodel(facemodel, wheel_dir / "facemodel.npz"), f"{root}/data/facemodel.npz",
-                          compress_type=zipfile.ZIP_STORED)
+            runtime = runtime_facemodel(facemodel, wheel_dir / "facemodel.npz")
+            archive.write(runtime, f"{root}/data/facemodel.npz", compress_type=zipfile.ZIP_STORED)
+            notice = arkit_notice(runtime)
+            if notice:  # the ARKit keys come from the ICT Face Model: its licence travels with them
+                archive.writestr(f"{root}/data/ICT-FaceKit-LICENSE.txt", notice)
             parts = sorted(((Path(i.filename).name, i.compress_size) for i in archive.infolist()),
                            key=lambda part: -part[1])
             archive.writestr(f"{root}/data/build.json", json.dumps({

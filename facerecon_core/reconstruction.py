@@ -54,6 +54,10 @@ class FaceReconstruction:
     source: str = ""  # photo path
     texture_confidence: np.ndarray | None = None  # (T, T) float32 in [0, 1]: the photo's share of each texel of
     # ``albedo`` (photo texture mode; None for the network's map alone). Low: the texel shows the texture stream.
+    arkit_weights: dict[str, float] | None = None  # ARKit name → weight in [0, 1] (None: the face model has no rig)
+    arkit_residual: np.ndarray | None = None  # (V, 3) float32 mm: the expression the weighted keys do not give
+    arkit_keys: np.ndarray | None = None  # (K, V, 3) float32 mm, the keys in ``arkit_weights``' order (the face
+    # model's, shared, not copied; not in the .npz, whose keys are in the face-model asset)
 
     def __post_init__(self) -> None:
         for name, dtype in _ARRAY_FIELDS.items():
@@ -74,6 +78,11 @@ class FaceReconstruction:
             raise ValueError(f"FaceReconstruction.triangles must have shape (F, 3), got {self.triangles.shape}")
         if self.albedo.ndim != 3 or self.albedo.shape[2] != 3:
             raise ValueError(f"FaceReconstruction.albedo must be a (T, T, 3) uint8 image, got {self.albedo.shape}")
+        if self.arkit_weights is not None:
+            self.arkit_weights = {str(k): float(v) for k, v in self.arkit_weights.items()}
+            self.arkit_residual = np.asarray(self.arkit_residual, np.float32)
+            if self.arkit_residual.shape != (n, 3):
+                raise ValueError(f"FaceReconstruction.arkit_residual must have shape {(n, 3)}")
         if self.texture_confidence is not None:
             self.texture_confidence = np.asarray(self.texture_confidence, np.float32)
             if self.texture_confidence.shape != self.albedo.shape[:2]:
@@ -136,6 +145,10 @@ class FaceReconstruction:
         )
         if self.texture_confidence is not None:  # 0–255 for 0–1
             arrays["texture_confidence"] = np.round(np.clip(self.texture_confidence, 0, 1) * 255).astype(np.uint8)
+        if self.arkit_weights is not None:
+            arrays["arkit_names"] = np.array(list(self.arkit_weights), dtype=np.str_)
+            arrays["arkit_weights"] = np.array(list(self.arkit_weights.values()), np.float32)
+            arrays["arkit_residual"] = self.arkit_residual
         return arrays
 
     @classmethod
@@ -155,6 +168,10 @@ class FaceReconstruction:
             source=str(np.asarray(arrays["source"])),
             texture_confidence=(np.asarray(arrays["texture_confidence"], np.float32) / 255.0
                                 if "texture_confidence" in arrays else None),
+            arkit_weights=(dict(zip((str(n) for n in arrays["arkit_names"]),
+                                    np.asarray(arrays["arkit_weights"], float).tolist()))
+                           if "arkit_names" in arrays else None),
+            arkit_residual=np.asarray(arrays["arkit_residual"]) if "arkit_residual" in arrays else None,
         )
 
     @classmethod

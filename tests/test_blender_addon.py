@@ -339,7 +339,7 @@ INSTALLED_SCRIPT = """
     import numpy as np
     def co(k):
         a = np.empty(len(me.vertices) * 3, np.float32); k.data.foreach_get("co", a); return a.reshape(-1, 3)
-    res["expr_diff_m"] = float(np.abs(co(keys["Expression"]) - co(keys["Basis"])).max())
+    res["expr_diff_m"] = float(np.abs(co(keys["jawOpen"]) - co(keys["Basis"])).max())
     basis = co(keys["Basis"])
     res["extent_m"] = (basis.max(0) - basis.min(0)).tolist()
     res["props"] = sorted(k for k in obj.keys() if k.startswith("facerecon_"))
@@ -430,6 +430,7 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
             core_files = wheel.namelist()
     assert "facerecon/__init__.py" in names and "facerecon/data/model/manifest.json" in names
     assert "facerecon/data/facemodel.npz" in names and "facerecon/data/model/weights.safetensors" not in names
+    assert "MIT License" in zipfile.ZipFile(addon_zip).read("facerecon/data/ICT-FaceKit-LICENSE.txt").decode()
     assert "bl_info" in zipfile.ZipFile(addon_zip).read("facerecon/__init__.py").decode()
     assert all(f"./wheels/{Path(n).name}" in manifest for n in names if n.endswith(".whl"))
     wheels = [Path(n).name.lower() for n in names if n.endswith(".whl")]
@@ -454,9 +455,12 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
     assert res["counts"] == [38365, 76073] and res["uv"] == ["UVMap"] and res["smooth"]
     assert res["material"] == "Face Albedo" and res["bsdf"] and res["image"] == [[256, 256], True]
     assert res["confidence"] == [f"{photo.stem}_confidence"]  # the photo texture's confidence, for painting over
-    assert res["keys"][:2] == ["Basis", "Expression"] and res["keys"][2:] == [f"exp_{i:02d}" for i in range(10)]
-    assert res["key_values"]["Expression"] == 1.0 and res["key_values"]["exp_00"] == 0.0
-    assert res["expr_diff_m"] > 1e-5
+    from facerecon_core.facemodel.arkit import ARKIT_NAMES
+
+    assert res["keys"] == ["Basis", *ARKIT_NAMES, "Expression residual"]  # the face model's exp_NN: an option
+    assert res["key_values"]["Expression residual"] == 1.0 and 0.0 <= min(res["key_values"].values())
+    assert max(v for k, v in res["key_values"].items() if k != "Expression residual") <= 1.0
+    assert res["expr_diff_m"] > 1e-3  # jawOpen moves the chin
     assert 0.05 < res["extent_m"][0] < 0.4 and 0.05 < res["extent_m"][2] < 0.4  # metres, a head-sized face
     for key in ("facerecon_pose_angles_rad", "facerecon_pose_translation_mm", "facerecon_sh", "facerecon_source",
                 "facerecon_model_version"):
@@ -471,7 +475,7 @@ def test_zip_installs_and_reconstructs_a_photo(addon_zip, shared_dir, tmp_path):
 
     png = tmp_path / "render.png"
     res2 = result_of(run_bpy(RENDER_SCRIPT, str(blend), str(png)))
-    assert res2["packed_after_reopen"] == [256, 256] and res2["keys"] == 12
+    assert res2["packed_after_reopen"] == [256, 256] and res2["keys"] == 53
     rb, eb = np.array(res2["render_bbox"]), np.array(res2["expected_bbox"])
     width = eb[2] - eb[0]
     assert np.abs(rb - eb).max() < 0.1 * width + 4, (rb, eb)  # the face covers the expected region of the photo
@@ -513,7 +517,7 @@ def test_zip_installs_as_a_legacy_addon(addon_zip, shared_dir, tmp_path):
     site = user / "scripts" / "addons" / "facerecon" / "_site"
     assert Path(res["core_file"]).is_relative_to(site) and Path(res["ort_file"]).is_relative_to(site)
     assert (site / ".unpacked").is_file()
-    assert res["counts"] == [38365, 76073] and res["keys"] == 12
+    assert res["counts"] == [38365, 76073] and res["keys"] == 53
     from PIL import Image, ImageOps
 
     with Image.open(shared_dir / PHOTO_REL) as photo:
@@ -592,7 +596,7 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
         kept = [sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage]
         first_camera = sc.camera.name
         obj, timings = scene.build_face(rec, name="mean", exp_basis=fm.exp_basis, texture_size=1024, camera=True,
-                                        photo_size=(640, 480), match_render_size=True)
+                                        photo_size=(640, 480), match_render_size=True, bfm_keys=True)
         matched = [sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage]
         sc.camera = bpy.data.objects["mean_camera"]
         bpy.context.view_layer.update()  # matrix_world of the parented camera
@@ -617,5 +621,8 @@ def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, t
     assert res["kept"] == [1920, 1080, 50], res["kept"]  # the user's render settings stay unless asked
     assert res["matched"] == [640, 480, 100] and res["first_camera"] == "untouched_camera"
     assert res["blender_vs_ours"] < 0.05 and res["ours_vs_photo"] < 0.05, res
-    assert res["counts"] == [38365, 76073] and res["keys"][:3] == ["Basis", "Expression", "exp_00"]
+    from facerecon_core.facemodel.arkit import ARKIT_NAMES
+
+    assert res["counts"] == [38365, 76073] and res["keys"][0] == "Basis"
+    assert res["keys"][1:53] == [*ARKIT_NAMES, "Expression residual"] and res["keys"][53] == "exp_00"
     assert res["image"] == [1024, 1024] and res["packed"]  # build time: benchmarks/bench_blender.py

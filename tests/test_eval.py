@@ -226,6 +226,10 @@ def test_eval_cli_all_suites_small(untrained_bundle, facemodel_path, tmp_path, m
     assert photometric["ours_photo"]["mae"] < photometric["ours"]["mae"]  # the photo's own detail
     assert photometric["ours_photo"]["detail"] > photometric["ours"]["detail"]
     assert "photo texture" in (out / "report.md").read_text()
+    expressions = results["expressions"]["methods"]  # the ARKit keys on labelled expression photos
+    assert set(expressions) == {"ours", "3ddfa_v2"} and all(m["n"] == 2 for m in expressions.values())
+    assert all(0.0 <= m["explained"] <= 1.0 and m["rms_mm"] >= 0 for m in expressions.values())
+    assert (out / "arkit_weights.png").is_file() and "Expressions as ARKit keys" in (out / "report.md").read_text()
     assert set(results["speed"]) >= {"ours", "3ddfa_v2", "mean-face"}
     report = (out / "report.md").read_text()
     assert "Synthetic geometry" in report and "| 3ddfa_v2 |" in report

@@ -29,7 +29,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="run the network on the photo only (default: averaged with the mirrored photo)")
     parser.add_argument("--no-shifts", action="store_true",
                         help="no averaging over shifted crops (default: the crop and four slightly shifted copies)")
-    parser.add_argument("--no-shape-keys", action="store_true")
+    parser.add_argument("--no-shape-keys", action="store_true", help="no shape keys (default: the ARKit keys and "
+                        "the expression residual)")
+    parser.add_argument("--bfm-keys", action="store_true",
+                        help="also the face model's expression components exp_NN as shape keys (at 0)")
     parser.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled one)")
     parser.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the bundled one)")
     return parser.parse_args(argv)
@@ -79,7 +82,8 @@ def main(argv: list[str]) -> int:
                 bpy.ops.wm.read_homefile(use_empty=True)
                 one = replace(result, faces=[rec])
                 objects, _ = scene.build_result(one, texture_size=args.texture_size,
-                                                shape_keys=not args.no_shape_keys, camera=not args.no_camera,
+                                                shape_keys=not args.no_shape_keys, bfm_keys=args.bfm_keys,
+                                                camera=not args.no_camera,
                                                 match_render_size=args.match_render_size, scene=bpy.context.scene)
                 objects[0].name = name
                 blend = args.output / f"{name}.blend"

@@ -79,10 +79,25 @@ def _material(name: str, image: bpy.types.Image, confidence: bpy.types.Image | N
     return material
 
 
+RESIDUAL_KEY = "Expression residual"
+
+
 def _shape_keys(obj: bpy.types.Object, data: Any) -> None:
+    """Basis; the ARKit keys at their solved values and the residual at 1 (or, without the rig, "Expression" at 1):
+    the face looks as the photo does, and every key at 0 gives the neutral face; then the face model's exp_NN
+    components at 0 when asked for."""
     obj.shape_key_add(name="Basis", from_mix=False)
-    key = obj.shape_key_add(name="Expression", from_mix=False)
-    key.data.foreach_set("co", data.expression.reshape(-1))
+    if data.arkit_keys is not None:
+        for name, coords in data.arkit_keys.items():
+            key = obj.shape_key_add(name=name, from_mix=False)
+            key.data.foreach_set("co", coords.reshape(-1))
+            key.slider_min, key.slider_max = 0.0, 1.0
+            key.value = float(data.arkit_weights[name])
+        key = obj.shape_key_add(name=RESIDUAL_KEY, from_mix=False)
+        key.data.foreach_set("co", data.residual.reshape(-1))
+    else:
+        key = obj.shape_key_add(name="Expression", from_mix=False)
+        key.data.foreach_set("co", data.expression.reshape(-1))
     key.value = 1.0
     for name, coords in data.exp_keys.items():
         key = obj.shape_key_add(name=name, from_mix=False)
@@ -122,7 +137,8 @@ def _camera(name: str, spec: Any, photo: Path | None, parent: bpy.types.Object, 
 
 
 def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int | None = None,
-               shape_keys: bool = True, camera: bool = False, photo_size: tuple[int, int] | None = None,
+               shape_keys: bool = True, bfm_keys: bool = False, camera: bool = False,
+               photo_size: tuple[int, int] | None = None,
                model_version: str = "", scene: bpy.types.Scene | None = None, offset_x: float = 0.0,
                match_render_size: bool = False) -> tuple[bpy.types.Object, dict[str, float]]:
     """Create the face object (and optionally its photo camera) in ``scene``; returns (object, timings s).
@@ -138,7 +154,7 @@ def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int 
         collection = bpy.context.view_layer.active_layer_collection.collection if scene == bpy.context.scene else collection
     except AttributeError:
         pass
-    data = fb.face_mesh_data(rec, exp_basis if shape_keys else None, texture_size)
+    data = fb.face_mesh_data(rec, exp_basis if shape_keys and bfm_keys else None, texture_size)
     t1 = time.perf_counter()
     mesh = _new_mesh(name, data)
     obj = bpy.data.objects.new(name, mesh)
@@ -184,15 +200,16 @@ def select_only(context: Any, objects: list) -> None:
         pass
 
 
-def build_result(result: Any, *, texture_size: int | None = None, shape_keys: bool = True, camera: bool = False,
-                 match_render_size: bool = False, scene: bpy.types.Scene | None = None) -> tuple[list, dict[str, float]]:
+def build_result(result: Any, *, texture_size: int | None = None, shape_keys: bool = True, bfm_keys: bool = False,
+                 camera: bool = False, match_render_size: bool = False,
+                 scene: bpy.types.Scene | None = None) -> tuple[list, dict[str, float]]:
     """Objects of every face of a :class:`services.reconstruct.Result`; faces side by side along X."""
     from facerecon_core.export.blender import object_name
 
     objects, timings = [], {"arrays": 0.0, "blender": 0.0}
     for i, rec in enumerate(result.faces):
         obj, t = build_face(rec, name=object_name(rec.source, i, len(result.faces)), exp_basis=result.exp_basis,
-                            texture_size=texture_size, shape_keys=shape_keys, camera=camera,
+                            texture_size=texture_size, shape_keys=shape_keys, bfm_keys=bfm_keys, camera=camera,
                             photo_size=result.photo_size, model_version=result.model_version, scene=scene,
                             offset_x=0.25 * i, match_render_size=match_render_size)
         objects.append(obj)

@@ -29,6 +29,7 @@ def _build(op, context, result) -> str:
 
     t0 = time.perf_counter()
     objects, _ = scene.build_result(result, texture_size=int(op.texture_size), shape_keys=bool(op.shape_keys),
+                                    bfm_keys=bool(op.bfm_keys),
                                     camera=bool(op.add_camera), match_render_size=bool(op.match_render_size),
                                     scene=context.scene)
     scene.select_only(context, objects)

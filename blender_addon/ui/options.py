@@ -11,8 +11,8 @@ TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256
 TEXTURE_MODES = [("photo", "Photo detail", "The photo's own pixels, de-lit, wherever the photo shows the face, "
                    "blended with the network's texture elsewhere"),
                  ("network", "Network", "The texture stream's map alone (smooth, 3DMM-like)")]
-OPTION_NAMES = ("refine_steps", "texture_mode", "texture_size", "shape_keys", "all_faces", "mirror", "shifts",
-                "add_camera", "match_render_size")  # drawing order
+OPTION_NAMES = ("refine_steps", "texture_mode", "texture_size", "shape_keys", "bfm_keys", "all_faces", "mirror",
+                "shifts", "add_camera", "match_render_size")  # drawing order
 NO_REFINEMENT = "Refinement needs PyTorch, which this Blender lacks"
 
 
@@ -32,8 +32,13 @@ def option_properties() -> dict:
             description="Width and height in pixels of the face's albedo texture"),
         "shape_keys": BoolProperty(
             name="Shape keys", default=True,
-            description="Basis (the neutral identity), Expression (the photo's expression, at 1) and the face "
-                        "model's expression components exp_NN (at 0) as shape keys"),
+            description="Basis (the neutral identity), the 51 ARKit keys (jawOpen, mouthSmileLeft, …) at the "
+                        "values that reproduce the photo's expression, and \"Expression residual\" at 1 (what the "
+                        "keys do not explain); every key at 0 gives the neutral face"),
+        "bfm_keys": BoolProperty(
+            name="Face-model components", default=False,
+            description="Also the face model's expression components exp_00 … exp_09 as shape keys, at 0 "
+                        "(principal components without meaning of their own)"),
         "all_faces": BoolProperty(
             name="All faces", default=False,
             description="Reconstruct every face found in the photo, side by side, not only the largest"),
@@ -65,4 +70,6 @@ def draw_options(layout, data) -> None:
         row = layout.row()
         if name == "match_render_size":
             row.active = bool(data.add_camera)
+        elif name == "bfm_keys":
+            row.active = bool(data.shape_keys)
         row.prop(data, name)

@@ -9,7 +9,10 @@ from bpy.props import PointerProperty, StringProperty
 
 from ..services import job as job_service
 from .operators import PHOTO_GLOB, FACERECON_OT_cancel, FACERECON_OT_reconstruct_from_photo
+from ..services.scene import RESIDUAL_KEY
 from .options import OPTION_NAMES, draw_options, option_properties
+
+STRONGEST = 8  # ARKit keys listed in the sidebar
 
 
 class FACERECON_PG_settings(bpy.types.PropertyGroup):
@@ -65,13 +68,27 @@ class FACERECON_PT_face(bpy.types.Panel):
         keys = obj.data.shape_keys if obj.type == "MESH" else None
         if keys is not None:
             col = layout.column(align=True)
-            for block in keys.key_blocks[1:]:
+            blocks = list(keys.key_blocks[1:])
+            shown = strongest_keys(blocks)
+            for block in shown:
                 col.prop(block, "value", text=block.name, slider=True)
+            if len(shown) < len(blocks):
+                col.label(text=f"{len(blocks) - len(shown)} more in Object Data > Shape Keys")
         box = layout.box()
         angles = obj.get("facerecon_pose_angles_rad", (0, 0, 0))
         box.label(text="Pose: pitch {:.0f}° yaw {:.0f}° roll {:.0f}°".format(*(math.degrees(a) for a in angles)))
         box.label(text=f"Confidence: {obj.get('facerecon_confidence', 0.0):.2f}")
         box.label(text=f"Photo: {bpy.path.basename(obj.get('facerecon_source', ''))}")
+
+
+def strongest_keys(blocks: list, count: int = STRONGEST) -> list:
+    """The ``count`` ARKit keys of highest value (above 0.01), then the residual; every key when there is no
+    residual (a face without the rig)."""
+    if not any(b.name == RESIDUAL_KEY for b in blocks):
+        return blocks
+    arkit = sorted((b for b in blocks if b.name != RESIDUAL_KEY and not b.name.startswith("exp_")),
+                   key=lambda b: -b.value)
+    return [b for b in arkit[:count] if b.value > 0.01] + [b for b in blocks if b.name == RESIDUAL_KEY]
 
 
 classes = (FACERECON_PG_settings, FACERECON_PT_main, FACERECON_PT_face)

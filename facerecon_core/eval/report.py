@@ -148,6 +148,25 @@ def _photometric_overlays(examples, path: Path) -> None:
     plt.close(fig)
 
 
+def _arkit_heatmaps(expressions: dict, path: Path) -> None:
+    """Per method, a heat map of the mean weight of each ARKit key (columns) per posed label (rows)."""
+    plt = _pyplot()
+    methods = expressions["methods"]
+    keys = expressions["keys"]
+    fig, axes = plt.subplots(len(methods), 1, figsize=(12, 2.2 * len(methods) + 0.8), squeeze=False)
+    for ax, (name, m) in zip(axes[:, 0], methods.items()):
+        labels = list(m["mean_weights"])
+        grid = np.array([[m["mean_weights"][label][k] for k in keys] for label in labels])
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(0.3, float(grid.max())))
+        ax.set_yticks(range(len(labels)), [f"{label} ({m['labels'][label]})" for label in labels], fontsize=7)
+        ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=6)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _albedo_bars(summary: dict, path: Path) -> None:
     """Grouped bars: each method's albedo error over the seen texels and the whole face, raw and after gain."""
     plt = _pyplot()
@@ -257,6 +276,23 @@ def _markdown(results: dict) -> str:
                 lines.append(f"| {labels[name]} | {_f(s['seen_mae'], 4)} | {_f(s['seen_mae_gain'], 4)} | "
                              f"{_f(s['face_mae'], 4)} | {_f(s['face_mae_gain'], 4)} |")
             lines += ["", "![albedo recovery](albedo_recovery.png)", ""]
+    ex = results.get("expressions")
+    if ex:
+        lines += ["## Expressions as ARKit keys", "",
+                  f"Every {ex['every']}rd labelled photo of taiwan_expr_faces and jaffe: each method's expression "
+                  "(shape − neutral) solved into the 51 ARKit keys; RMS residual over the face region and the share "
+                  "of the offsets' energy the keys explain; then, per posed label, whether the keys the label should "
+                  "raise rise above the neutral photos' (mean weight difference).", "",
+                  "| method | photos | RMS residual (mm) | energy explained |", "|---|---|---|---|"]
+        for name, m in ex["methods"].items():
+            lines.append(f"| {name} | {m['n']} | {_f(m['rms_mm'], 3)} | {_f(100 * m['explained'], 1)} % |")
+        for name, m in ex["methods"].items():
+            if m["expected"]:
+                lines += ["", f"{name}: " + "; ".join(
+                    f"{label} {'yes' if e['met'] else 'NO'} (" + ", ".join(
+                        f"{k} {v:+.3f}" for k, v in e["rise_over_neutral"].items()) + ")"
+                    for label, e in m["expected"].items())]
+        lines += ["", "![mean ARKit weights per label](arkit_weights.png)", ""]
     sp = results.get("speed")
     if sp:
         lines += ["## Speed (this machine)", "", "| method | ms / face (one at a time) | ms / face (batches of 16) |",
@@ -298,6 +334,8 @@ def write_report(results: dict, out_dir: Path, model: FaceModel) -> Path:
         _photometric_overlays(ph.get("_examples", []), out_dir / "examples_photometric.png")
         if ph.get("albedo_recovery"):
             _albedo_bars(ph["albedo_recovery"]["summary"], out_dir / "albedo_recovery.png")
+    if results.get("expressions"):
+        _arkit_heatmaps(results["expressions"], out_dir / "arkit_weights.png")
     if lm and "_photo_examples" in lm:
         _landmark_overlays(*lm["_photo_examples"], out_dir / "examples_photos.png")
     (out_dir / "results.json").write_text(json.dumps(_plain(results), indent=1))

@@ -16,10 +16,10 @@ import numpy as np
 from facerecon_core.datasets.scene import CropJitter
 from facerecon_core.detect.crop import Crop
 from facerecon_core.eval import metrics
-from facerecon_core.eval.peers import OursPeer, Peer, PeerOutput
+from facerecon_core.eval.peers import OursPeer, Peer, PeerOutput, ThreeDDFAV2Peer
 from facerecon_core.facemodel import FaceModel
 
-SUITES = ("synthetic", "landmarks", "photometric", "speed")
+SUITES = ("synthetic", "landmarks", "photometric", "expressions", "speed")
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.01))  # |yaw| degrees
 EXPRESSION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, np.inf))  # mean expression displacement, mm
 SYNTHETIC_LANDMARK_NOISE = 0.008  # σ of the noise on the GT landmarks given to the peers (× crop size)
@@ -486,6 +486,13 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
             t = time.perf_counter()
             results["photometric"] = photometric_suite(ours[0], model, photos, prepared, verbose=verbose)
             results["photometric"]["timing_s"] = time.perf_counter() - t
+    if "expressions" in suites and model.has_arkit:
+        from facerecon_core.eval.expressions import expression_suite
+
+        t = time.perf_counter()
+        chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))]
+        results["expressions"] = expression_suite(chosen, model, shared, limit=photo_limit, verbose=verbose)
+        results["expressions"]["timing_s"] = time.perf_counter() - t
     if "speed" in suites:
         results["speed"] = speed_suite(methods, model, seed=seed)
         if prepared:

@@ -1,5 +1,6 @@
-"""Renders of a reconstruction for looking at it: front, three-quarter and profile, textured or grey clay, with
-or without the expression; and the texture-modes figure of the README (``docs/images/texture_modes.png``)."""
+"""Renders for looking at results: a reconstruction from the front, three-quarter and profile, textured or grey
+clay, with or without the expression; and the README's figures (``docs/images/``: the texture modes, every
+ARKit key on the mean face, the ICT registration's distances)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,40 @@ def _labels(texts: list[str], size: int) -> np.ndarray:
         cv2.putText(strip, text, (i * size + 6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0.95, 0.95, 0.95), 1,
                     cv2.LINE_AA)
     return strip
+
+
+def arkit_keys_figure(model, out: Path, size: int = 112, columns: int = 9) -> Path:
+    """Every ARKit key at 1 on the mean face (front, slightly turned), labelled; PNG, atomically."""
+    import cv2
+
+    from facerecon_core.io import save_image
+    from facerecon_core.pose import CropCamera, euler_to_matrix
+    from facerecon_core.render.numpy_render import render_mesh_numpy
+
+    camera = CropCamera(size)
+    turn = euler_to_matrix(np.radians([0.0, 20.0, 0.0])).T
+    sh = frontal_light(ambient=0.8, diffuse=0.35, direction=(-0.3, 0.4, 1.0)).astype(np.float32)
+    colours = np.tile(np.float32(CLAY), (model.n_vertices, 1))
+    tiles = []
+    for name, delta in zip(["neutral", *model.arkit_names], [np.zeros_like(model.mean_shape), *model.arkit_deltas]):
+        verts = (model.mean_shape + delta.astype(np.float32)).astype(np.float64) @ turn
+        verts = (verts + [0.0, -5.0, -camera.focal * 230.0 / size]).astype(np.float32)
+        image, _ = render_mesh_numpy(verts, model.triangles, camera.render_camera(), vertex_colors=colours, sh=sh,
+                                     background=np.full((size, size, 3), 0.16, np.float32))
+        tile = np.concatenate([np.clip(image[0], 0, 1), np.full((16, size, 3), 0.1, np.float32)])
+        cv2.putText(tile, str(name), (3, size + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0.95, 0.95, 0.95), 1,
+                    cv2.LINE_AA)
+        tiles.append(tile)
+    tiles += [np.full_like(tiles[0], 0.1)] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)]
+    return save_image(out, (np.concatenate(rows) * 255 + 0.5).astype(np.uint8))
+
+
+def registration_figure(model, distance_mm: np.ndarray, out: Path, size: int = 256) -> Path:
+    """Our mean face coloured by each vertex's distance to the registered ICT face (0–2 mm, blue to red), front
+    and side; PNG, atomically."""
+    from facerecon_core.eval.report import render_heat
+    from facerecon_core.io import save_image
+
+    views = [render_heat(model, distance_mm, yaw, size, vmax=2.0) for yaw in (0.0, 60.0)]
+    return save_image(out, (np.concatenate(views, axis=1) * 255 + 0.5).astype(np.uint8))

@@ -127,6 +127,9 @@ class FaceMeshData:
     texture_size: int
     exp_keys: dict[str, np.ndarray]  # name -> (V, 3) float32 absolute shape-key positions
     confidence: np.ndarray | None = None  # flat RGBA float32 (grey) of the texture's photo confidence, or None
+    arkit_keys: dict[str, np.ndarray] | None = None  # ARKit name -> (V, 3) absolute positions (identity + key)
+    arkit_weights: dict[str, float] | None = None  # their solved values
+    residual: np.ndarray | None = None  # (V, 3) identity + the expression the keys do not give
 
     @property
     def n_vertices(self) -> int:
@@ -141,7 +144,8 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
                    texture_size: int | None = None) -> FaceMeshData:
     """Mesh arrays of ``rec``; ``exp_basis`` (K, V, 3) mm per standard deviation gives the exp_NN keys
     (each key = the identity plus one component at +1 standard deviation); ``texture_size``
-    resamples the albedo (None = as is)."""
+    resamples the albedo (None = as is). With ARKit weights and keys in ``rec``, the 51 ARKit keys on this
+    identity and the residual they leave."""
     basis = to_blender(rec.identity_vertices)
     expression = to_blender(rec.vertices())
     triangles = np.ascontiguousarray(rec.triangles, np.int32)
@@ -158,6 +162,10 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
             raise ValueError(f"exp_basis must be (K, {rec.n_vertices}, 3), got {exp_basis.shape}")
         for name, component in zip(exp_key_names(len(exp_basis)), exp_basis):
             keys[name] = basis + to_blender(component)
+    arkit_keys = residual = None
+    if rec.arkit_weights is not None and rec.arkit_keys is not None:  # personalised: the keys on this identity
+        arkit_keys = {name: basis + to_blender(key) for name, key in zip(rec.arkit_weights, rec.arkit_keys)}
+        residual = basis + to_blender(rec.arkit_residual)
     confidence = None
     if rec.texture_confidence is not None:
         from facerecon_core import imageops
@@ -166,7 +174,8 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
         confidence = albedo_pixels(np.repeat((np.clip(grey, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, -1))
     return FaceMeshData(basis=basis, expression=expression, triangles=triangles, loop_uvs=loop_uvs,
                         texture=albedo_pixels(albedo), texture_size=int(albedo.shape[0]), exp_keys=keys,
-                        confidence=confidence)
+                        confidence=confidence, arkit_keys=arkit_keys, arkit_weights=rec.arkit_weights,
+                        residual=residual)
 
 
 def scene_properties(rec: FaceReconstruction, model_version: str = "") -> dict[str, object]:
@@ -201,7 +210,8 @@ def object_name(source: str, index: int = 0, count: int = 1) -> str:
 def sample_reconstruction(facemodel, exp_coeff: np.ndarray | None = None, texture_size: int = 256,
                           photo_size: int = 512, source: str = "sample.png") -> FaceReconstruction:
     """A frontal :class:`FaceReconstruction` of the face model's mean (plus an expression) for tests and
-    benchmarks: mean shape, mean albedo map, a crop covering the middle of a ``photo_size``² photo."""
+    benchmarks: mean shape, mean albedo map, a crop covering the middle of a ``photo_size``² photo; the expression
+    as ARKit weights where the face model has the rig."""
     n_exp = facemodel.n_exp
     if exp_coeff is None:
         exp_coeff = np.zeros(n_exp, np.float32)
@@ -220,4 +230,10 @@ def sample_reconstruction(facemodel, exp_coeff: np.ndarray | None = None, textur
         landmarks_3d=facemodel.mean_shape[facemodel.landmark_indices], crop_box=crop_box,
         crop_size=crop_size, confidence=1.0, source=source)
     rec.landmarks_2d = rec.project_to_photo(rec.camera_vertices()[facemodel.landmark_indices])
+    if facemodel.has_arkit:
+        from facerecon_core.pipeline.arkit import ArkitSolver
+
+        solver = ArkitSolver.of(facemodel)
+        solution = solver.solve(offsets)
+        rec.arkit_weights, rec.arkit_residual, rec.arkit_keys = solution.weights, solution.residual, solver.deltas
     return rec

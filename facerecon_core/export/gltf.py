@@ -1,4 +1,5 @@
-"""Binary glTF 2.0 (GLB): the identity mesh with the expression as a morph target "Expression".
+"""Binary glTF 2.0 (GLB): the identity mesh with the expression as morph targets: the 51 ARKit keys at their
+solved weights plus "Expression residual" (or, without the rig, one target "Expression").
 
 Written directly (JSON + one binary buffer; no dependency): trimesh cannot export morph targets.
 glTF is +Y up in metres; the face model's frame is already y up / z toward the viewer, so the
@@ -18,6 +19,8 @@ from facerecon_core.export._common import MM_TO_M, atomic_files, encode_png, res
 from facerecon_core.reconstruction import FaceReconstruction
 
 TARGET_NAME = "Expression"
+RESIDUAL_NAME = "Expression residual"
+SPARSE_THRESHOLD_M = 5e-5  # morph-target rows moving less than 0.05 mm are left out (read as zero)
 
 _FLOAT, _UINT32 = 5126, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -56,6 +59,23 @@ class _Buffer:
         self.accessors.append(acc)
         return len(self.accessors) - 1
 
+    def sparse(self, deltas: np.ndarray, threshold: float = SPARSE_THRESHOLD_M) -> int:
+        """A VEC3 float accessor of ``deltas`` (N, 3) that stores only the rows moving more than ``threshold``
+        (glTF sparse accessor; the rest read as zero)."""
+        deltas = np.ascontiguousarray(deltas, np.float32)
+        moving = np.flatnonzero(np.abs(deltas).max(axis=1) > threshold)
+        if not len(moving):
+            moving = np.zeros(1, np.int64)  # a sparse accessor holds at least one value
+        acc = {"componentType": _FLOAT, "count": int(len(deltas)), "type": "VEC3",
+               "min": [float(x) for x in np.minimum(deltas[moving].min(axis=0), 0.0)],
+               "max": [float(x) for x in np.maximum(deltas[moving].max(axis=0), 0.0)],
+               "sparse": {"count": int(len(moving)),
+                          "indices": {"bufferView": self.view(moving.astype(np.uint32).tobytes()),
+                                      "componentType": _UINT32},
+                          "values": {"bufferView": self.view(deltas[moving].tobytes())}}}
+        self.accessors.append(acc)
+        return len(self.accessors) - 1
+
     def data(self) -> bytes:
         return b"".join(self.chunks) + b"\0" * ((-self.length) % 4)
 
@@ -79,10 +99,17 @@ def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
         "TEXCOORD_0": buf.accessor(texcoords, "VEC2", _ARRAY_BUFFER),
     }
     indices = buf.accessor(rec.triangles.astype(np.uint32).reshape(-1), "SCALAR", _ELEMENT_ARRAY_BUFFER, bounds=True)
-    target = {
-        "POSITION": buf.accessor(offsets, "VEC3", _ARRAY_BUFFER, bounds=True),
-        "NORMAL": buf.accessor(normal_delta.astype(np.float32), "VEC3", _ARRAY_BUFFER),
-    }
+    if rec.arkit_weights is not None and rec.arkit_keys is not None:  # the ARKit keys, then the residual
+        names = [*rec.arkit_weights, RESIDUAL_NAME]
+        weights = [*rec.arkit_weights.values(), float(expression_weight)]
+        deltas = [*rec.arkit_keys, rec.arkit_residual]
+        targets = [{"POSITION": buf.sparse((np.asarray(d, np.float64) * MM_TO_M).astype(np.float32))} for d in deltas]
+    else:
+        names, weights = [TARGET_NAME], [float(expression_weight)]
+        targets = [{
+            "POSITION": buf.accessor(offsets, "VEC3", _ARRAY_BUFFER, bounds=True),
+            "NORMAL": buf.accessor(normal_delta.astype(np.float32), "VEC3", _ARRAY_BUFFER),
+        }]
     image_view = buf.view(encode_png(texture))
     doc = {
         "asset": {"version": "2.0", "generator": "facerecon"},
@@ -92,9 +119,9 @@ def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
         "meshes": [{
             "name": "face",
             "primitives": [{"attributes": attributes, "indices": indices, "material": 0, "mode": 4,
-                            "targets": [target]}],
-            "weights": [float(expression_weight)],
-            "extras": {"targetNames": [TARGET_NAME]},
+                            "targets": targets}],
+            "weights": [float(w) for w in weights],
+            "extras": {"targetNames": names},
         }],
         "materials": [{
             "name": "face",
@@ -131,10 +158,12 @@ def write_glb(rec: FaceReconstruction, path: str | os.PathLike, texture_size: in
               expression_weight: float = 1.0) -> Path:
     """Write ``rec`` as a GLB atomically; returns the path.
 
-    Base mesh = the neutral identity face; morph target 0 (named "Expression" in
-    ``mesh.extras.targetNames``) holds the expression offsets (POSITION) and the change of the
-    normals (NORMAL). The mesh's default weight is ``expression_weight`` (1 = the expression of
-    the photo, 0 = neutral). Metres, +Y up; the PNG albedo is embedded as baseColorTexture.
+    Base mesh = the neutral identity face. With ARKit weights (a face model with the rig): the 51 ARKit keys
+    as morph targets named as ARKit's (``mesh.extras.targetNames``), their solved values as the mesh's default
+    weights, and last "Expression residual" (what the keys do not explain) at ``expression_weight``; sparse
+    POSITION deltas. Without: one target "Expression", the expression offsets (POSITION) and the change of the
+    normals (NORMAL), at ``expression_weight`` (1 = the expression of the photo, 0 = neutral). Metres, +Y up;
+    the PNG albedo is embedded as baseColorTexture.
     """
     path = Path(path)
     blob = encode_glb(*glb_document(rec, texture_size, expression_weight))
@@ -158,11 +187,24 @@ def read_glb_json(path: str | os.PathLike) -> tuple[dict, bytes]:
 
 
 def accessor_array(doc: dict, data: bytes, index: int) -> np.ndarray:
-    """Read accessor ``index`` of a GLB document as a numpy array (tight-packed views only)."""
+    """Read accessor ``index`` of a GLB document as a numpy array (tight-packed views; sparse accessors too)."""
     acc = doc["accessors"][index]
-    view = doc["bufferViews"][acc["bufferView"]]
     width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[acc["type"]]
     dtype = {_FLOAT: np.float32, _UINT32: np.uint32}[acc["componentType"]]
-    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    arr = np.frombuffer(data, dtype, acc["count"] * width, start)
-    return arr.reshape(acc["count"], width) if width > 1 else arr
+
+    def read(view_index: int, kind, count: int, offset: int = 0) -> np.ndarray:
+        view = doc["bufferViews"][view_index]
+        return np.frombuffer(data, kind, count, view.get("byteOffset", 0) + offset)
+
+    if "bufferView" in acc:
+        arr = read(acc["bufferView"], dtype, acc["count"] * width, acc.get("byteOffset", 0)).copy()
+    else:
+        arr = np.zeros(acc["count"] * width, dtype)
+    if "sparse" in acc:
+        sparse = acc["sparse"]
+        index_type = {_UINT32: np.uint32, 5123: np.uint16, 5121: np.uint8}[sparse["indices"]["componentType"]]
+        rows = read(sparse["indices"]["bufferView"], index_type, sparse["count"]).astype(np.int64)
+        values = read(sparse["values"]["bufferView"], dtype, sparse["count"] * width).reshape(-1, width)
+        arr = arr.reshape(-1, width)
+        arr[rows] = values
+    return arr.reshape(acc["count"], width) if width > 1 else arr.reshape(-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerecon_core.facemodel import arkit as arkit_rig
 from facerecon_core.facemodel import sources, uvmap
 from facerecon_core.facemodel.model import FaceModel
 
@@ -26,11 +28,12 @@ class BuildReport:
     n_albedo: int
     content_hash: str
     seconds: float
+    arkit: str = ""  # the ARKit rig: its registration's fit, or why there is none
 
     def summary(self) -> str:
         return (f"wrote {self.path}: {self.source}, {self.n_vertices} vertices, {self.n_triangles} triangles, "
                 f"{self.n_id} identity / {self.n_exp} expression / {self.n_albedo} albedo components "
-                f"(sha256 {self.content_hash[:12]}, {self.seconds:.1f} s)")
+                f"(sha256 {self.content_hash[:12]}, {self.seconds:.1f} s)" + (f"; {self.arkit}" if self.arkit else ""))
 
 
 def build_facemodel(
@@ -41,12 +44,15 @@ def build_facemodel(
     expression: Path | None = None,
     param_stats: Path | None = None,
     uv_size: int = uvmap.DEFAULT_UV_SIZE,
+    ict: Path | None = None,
 ) -> BuildReport:
     """Build the no-neck face-model asset from ``source`` (a ``shared/bfm``-style folder).
 
     With ``bfm2009``, identity and albedo come from the official ``01_MorphableModel.mat`` instead
     (and the expression basis from ``expression`` when given). ``param_stats`` defaults to
-    3DDFA_V2's parameter statistics beside the source folder (``../peers/3ddfa_v2/...``).
+    3DDFA_V2's parameter statistics beside the source folder (``../peers/3ddfa_v2/...``). ``ict`` (default:
+    ``ict_facekit`` beside the source folder) gives the ARKit expression keys; without it the asset has none,
+    and the report says what is missing.
     """
     start = time.perf_counter()
     param_stats = param_stats or source.parent / PARAM_STATS
@@ -54,9 +60,23 @@ def build_facemodel(
     raw = (sources.read_bfm2009(bfm2009, source, expression, param_stats) if bfm2009
            else sources.read_3ddfa_subset(source, param_stats))
     model = assemble(raw, topo, uv_size)
+    try:
+        model, arkit = with_arkit(model, ict or source.parent / "ict_facekit"), ""
+        arkit = (f"{len(model.arkit_names)} ARKit keys (registration: {model.arkit_fit_mm[0]:.2f} mm from the ICT "
+                 f"face, landmarks {model.arkit_fit_mm[1]:.1f} mm before the warp)")
+    except arkit_rig.RigError as exc:
+        arkit = f"no ARKit keys: {exc}"
     model.save(out)
     return BuildReport(Path(out), raw.source, model.n_vertices, len(model.triangles), model.n_id,
-                       model.n_exp, model.n_albedo, model.content_hash, time.perf_counter() - start)
+                       model.n_exp, model.n_albedo, model.content_hash, time.perf_counter() - start, arkit)
+
+
+def with_arkit(model: FaceModel, ict: Path) -> FaceModel:
+    """``model`` with the ARKit keys registered from the ICT Face Model in ``ict`` (raises ``RigError``)."""
+    rig = arkit_rig.build_rig(model, arkit_rig.load_ict(ict))
+    fit = np.array([rig.registration.residual_mm, rig.registration.landmark_mm])
+    return dataclasses.replace(model, arkit_names=np.array(rig.names), arkit_deltas=rig.deltas.astype(np.float16),
+                               arkit_fit_mm=fit, arkit_notice=rig.notice)
 
 
 def assemble(raw: sources.RawModel, topo: sources.Topology, uv_size: int) -> FaceModel:

@@ -18,6 +18,7 @@ from facerecon_core.facemodel import topology, uvmap
 from facerecon_core.paths import default_facemodel_path
 
 FORMAT_VERSION = 1
+OPTIONAL_FIELDS = ("arkit_names", "arkit_deltas", "arkit_fit_mm", "arkit_notice")
 
 
 class FaceModelError(RuntimeError):
@@ -44,6 +45,12 @@ class FaceModel:
     source: str
     content_hash: str
     path: Path | None = field(default=None, compare=False)
+    # the ARKit expression keys (facerecon_core.facemodel.arkit), absent when the asset was built without the ICT
+    # Face Model's data; not part of the content hash
+    arkit_names: np.ndarray | None = None  # (K,) str, ARKit's names
+    arkit_deltas: np.ndarray | None = None  # (K, V, 3) float16 mm: each key at weight 1 on the mean face
+    arkit_fit_mm: np.ndarray | None = None  # (2,) the registration's mean surface distance and landmark error
+    arkit_notice: str = ""  # the ICT Face Model's licence notice, kept with what is derived from it
 
     # ----------------------------------------------------------------------------------- I/O
     @classmethod
@@ -62,13 +69,16 @@ class FaceModel:
         if version != FORMAT_VERSION:
             raise FaceModelError(f"{path}: asset format {version}, this facerecon reads {FORMAT_VERSION}; "
                                  "rebuild it with `facerecon assets build`")
-        names = [f.name for f in fields(cls) if f.name != "path"]
+        names = [f.name for f in fields(cls) if f.name != "path" and f.name not in OPTIONAL_FIELDS]
         missing = [n for n in names if n not in arrays]
         if missing:
             raise FaceModelError(f"{path}: asset lacks {', '.join(missing)}; rebuild it with `facerecon assets build`")
         values = {n: arrays[n] for n in names}
+        values.update({n: arrays[n] for n in OPTIONAL_FIELDS if n in arrays})
         values["source"] = str(values["source"])
         values["content_hash"] = str(values["content_hash"])
+        if "arkit_notice" in values:
+            values["arkit_notice"] = str(values["arkit_notice"])
         return cls(**values, path=path)
 
     def save(self, path: str | Path) -> Path:
@@ -79,7 +89,9 @@ class FaceModel:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything that goes into the asset file, by field name."""
-        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "path"}
+        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)
+                if f.name != "path" and getattr(self, f.name) is not None
+                and not (f.name == "arkit_notice" and not self.arkit_notice)}
 
     # ------------------------------------------------------------------------------- sizes
     @property
@@ -97,6 +109,10 @@ class FaceModel:
     @property
     def n_albedo(self) -> int:
         return self.albedo_basis.shape[0]
+
+    @property
+    def has_arkit(self) -> bool:
+        return self.arkit_deltas is not None and len(self.arkit_deltas) > 0
 
     # ------------------------------------------------------------------------------ shapes
     def vertices(self, id_coeff: np.ndarray | None = None, exp_coeff: np.ndarray | None = None) -> np.ndarray:

@@ -27,6 +27,7 @@ from facerecon_core.inference import BundleError, ModelBundle
 from facerecon_core.pipeline import crop as crop_stage
 from facerecon_core.pipeline import light as light_stage
 from facerecon_core.pipeline import texture as texture_stage
+from facerecon_core.pipeline.arkit import ArkitSolver
 from facerecon_core.pipeline.decode import DecodedFace, Decoder
 from facerecon_core.pipeline.detect import find_faces, load_image
 from facerecon_core.pipeline.photo_texture import TEXTURE_MODES, photo_texture
@@ -158,6 +159,8 @@ class Reconstructor:
         self.detector = detector or FaceDetector()
         self.landmarker = landmarker or LandmarkDetector()
         _warm_up_dlib(self.detector, self.landmarker)  # load the dlib models now, not in the first photo's timing
+        if self.facemodel.has_arkit:
+            ArkitSolver.of(self.facemodel)  # the keys' Gram matrix, once
         self.decoder = Decoder(self.facemodel)
         self.texture_size = int(texture_size)
         self.refine_steps = int(refine)
@@ -270,6 +273,10 @@ class Reconstructor:
         else:
             textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
         timings["texture"] += _ms(t0)
+        t0 = time.perf_counter()  # the expression as ARKit weights (when the face model has the rig)
+        arkit = [ArkitSolver.of(self.facemodel).solve(dec.expression) if self.facemodel.has_arkit else None
+                 for dec in decoded]
+        timings["arkit"] = _ms(t0)
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
         self._check(report, "done", 1.0)
@@ -285,6 +292,9 @@ class Reconstructor:
                 landmarks_3d=dec.landmarks_3d, crop_box=np.array([c2.left, c2.top, c2.side]), crop_size=size,
                 confidence=confidence(face, lm_photo), timings=dict(shared), source=name,
                 texture_confidence=confidences[i],
+                arkit_weights=arkit[i].weights if arkit[i] else None,
+                arkit_residual=arkit[i].residual if arkit[i] else None,
+                arkit_keys=ArkitSolver.of(self.facemodel).deltas if arkit[i] else None,
             ))
         self.last_run = [RunDetails(face, c1, c2, ok, refine_losses)
                          for face, c1, c2, ok in zip(faces, crops1, crops2, recropped)]
