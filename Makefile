@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-$(FACEMODEL): $(VENV)/.installed
+# Rebuilt when the code that makes it changes (the ARKit keys came with facemodel/arkit.py).
+$(FACEMODEL): $(VENV)/.installed facerecon_core/facemodel/build.py facerecon_core/facemodel/arkit.py
 	$(PY) -m facerecon_core assets build --out $(FACEMODEL)
 
 # The astronaut photo → OBJ, GLB, NPZ and overlay (facerecon demo), then a .blend through the add-on (bpy module).

@@ -292,6 +292,11 @@ def _markdown(results: dict) -> str:
                     f"{label} {'yes' if e['met'] else 'NO'} (" + ", ".join(
                         f"{k} {v:+.3f}" for k, v in e["rise_over_neutral"].items()) + ")"
                     for label, e in m["expected"].items())]
+            lines += ["", f"{name}, the five strongest keys per label (mean weight):", "",
+                      "| label | photos | keys |", "|---|---|---|"]
+            for label, weights in m["mean_weights"].items():
+                top = sorted(weights.items(), key=lambda kv: -kv[1])[:5]
+                lines.append(f"| {label} | {m['labels'][label]} | " + ", ".join(f"{k} {v:.2f}" for k, v in top) + " |")
         lines += ["", "![mean ARKit weights per label](arkit_weights.png)", ""]
     sp = results.get("speed")
     if sp:
