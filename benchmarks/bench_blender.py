@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--texture-size", default="1024", choices=["256", "512", "1024", "2048"])
     parser.add_argument("--repeats", type=int, default=2, help="runs per photo after the first (default 2)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
     args = parser.parse_args()
     if args.quick:
         args.repeats = 1

@@ -32,7 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=128, help="samples per kind (default 128)")
     parser.add_argument("--res", type=int, default=256)
-    parser.add_argument("--quick", action="store_true", help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
     args = parser.parse_args()
     if args.quick:
         args.count, args.res = 8, 64

@@ -127,7 +127,8 @@ def main() -> None:
     parser.add_argument("--texture-size", type=int, default=512)
     parser.add_argument("--runtimes", default="onnx", help="onnx,torch: torch needs a bundle with weights")
     parser.add_argument("--worker", choices=("onnx", "torch"), help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
     args = parser.parse_args()
     if args.quick:
         args.count, args.repeat = 2, 1

@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic mesh even if the asset exists")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch and numba threads (default: all cores)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
     args = parser.parse_args()
     if args.quick:
         args.runs = 1

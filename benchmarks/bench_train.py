@@ -72,7 +72,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one stage in this process
-    parser.add_argument("--quick", action="store_true", help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run with the smallest sizes (tests/test_benchmarks.py)")
     args = parser.parse_args()
     if args.quick:
         args.steps = 1

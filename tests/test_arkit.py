@@ -66,6 +66,15 @@ def test_jaw_open_opens_the_mouth_without_crossing_the_lips(facemodel):
     assert opened[upper_lip, 1].min() > opened[lower_lip, 1].max()  # no lower-lip vertex above an upper one
 
 
+def test_left_keys_move_the_subjects_left(facemodel):
+    """ARKit's ``Left`` is the subject's left: x > 0 in our frame."""
+    solver = ArkitSolver.of(facemodel)
+    x = facemodel.mean_shape[:, 0]
+    for name in ("mouthSmileLeft", "eyeBlinkLeft", "browOuterUpLeft", "cheekSquintLeft"):
+        moved = np.linalg.norm(solver.deltas[solver.names.index(name)], axis=1)
+        assert moved[x > 5].sum() > 5 * moved[x < -5].sum(), name
+
+
 def test_the_rig_is_in_the_asset_with_its_licence(facemodel):
     assert facemodel.has_arkit and list(facemodel.arkit_names) == list(arkit.ARKIT_NAMES)
     assert facemodel.arkit_deltas.shape == (51, facemodel.n_vertices, 3)

@@ -178,6 +178,11 @@ def test_every_option_has_a_tooltip_and_refinement_shows_only_where_it_runs():
             def row(self): return self
             def prop(self, data, name, **kw): self.calls.append(("prop", name))
             def label(self, text="", **kw): self.calls.append(("label", text))
+        from types import SimpleNamespace as Key
+        from facerecon_addon.ui.panels import strongest_keys
+        blocks = [Key(name="k" + str(i), value=i / 20) for i in range(12)] + [Key(name="Expression residual", value=1.0)]
+        res["strongest"] = [b.name for b in strongest_keys(blocks, count=3)]
+        res["no_rig"] = len(strongest_keys(blocks[:4]))
         settings = bpy.context.scene.facerecon
         for available in (False, True):
             options.torch_available = lambda: available
@@ -189,7 +194,8 @@ def test_every_option_has_a_tooltip_and_refinement_shows_only_where_it_runs():
     """)
     res = result_of(proc)
     assert res["missing"] == []
-    assert {"match_render_size", "refine_steps", "texture_mode"} <= set(res["settings"])
+    assert {"match_render_size", "refine_steps", "texture_mode", "bfm_keys"} <= set(res["settings"])
+    assert res["strongest"] == ["k11", "k10", "k9", "Expression residual"] and res["no_rig"] == 4
     without, with_torch = ([tuple(c) for c in res[k]] for k in ("False", "True"))
     assert ("prop", "refine_steps") not in without and ["label"] == [k for k, t in without if "PyTorch" in t]
     assert ("prop", "refine_steps") in with_torch and not any(k == "label" for k, _ in with_torch)

@@ -2,11 +2,12 @@
 
 Each face: a random identity and mild expression from the face model's priors, turned within ±45° of yaw,
 with a known albedo texture (the face model's mean albedo in UV with a random skin tone, random colours of
-lips, brows and eyes, and detail: a broad tint, blotches, mottling, pores and freckles), rendered under a random SH light (the training data's light prior) into a
-crop. Our pipeline reconstructs it (network, the light fitted to the crop, both texture modes); the recovered
-UV albedo is compared with the truth over the texels the crop shows (seen with the true geometry) and over
-the whole UV face region, as it is and after one gain per channel (one photo cannot tell a brighter albedo
-from a brighter light). The linear baseline is the face model's mean albedo.
+lips, brows and eyes, and detail: a broad tint, blotches, mottling, pores and freckles), rendered under a
+random SH light (the training data's light prior) into a crop. Our pipeline reconstructs it (network, the
+light fitted to the crop, both texture modes); the recovered UV albedo is compared with the truth over the
+texels the crop shows (seen with the true geometry) and over the whole UV face region, as it is and after
+one gain per channel (one photo cannot tell a brighter albedo from a brighter light). The linear baseline
+is the face model's mean albedo.
 """
 
 from __future__ import annotations

@@ -279,7 +279,7 @@ def _markdown(results: dict) -> str:
     ex = results.get("expressions")
     if ex:
         lines += ["## Expressions as ARKit keys", "",
-                  f"Every {ex['every']}rd labelled photo of taiwan_expr_faces and jaffe: each method's expression "
+                  f"Every {ex['every']}-th labelled photo of taiwan_expr_faces and jaffe: each method's expression "
                   "(shape − neutral) solved into the 51 ARKit keys; RMS residual over the face region and the share "
                   "of the offsets' energy the keys explain; then, per posed label, whether the keys the label should "
                   "raise rise above the neutral photos' (mean weight difference).", "",

@@ -4,9 +4,9 @@
 passes) → the network (:class:`facerecon_core.inference.ModelBundle`) → :mod:`.decode` (UV maps →
 identity mesh, expression offsets, landmarks) → :mod:`.texture` (the texture stream's UV albedo map,
 push-pull filled) → :mod:`.light` (the SH light fitted to the photo) → :mod:`.refine` (optional photometric
-refinement, torch) → :mod:`.photo_texture` (the photo's own detail, de-lit, blended with the map). :mod:`.reconstructor` ties them
-together in :class:`Reconstructor` and :func:`reconstruct`. Torch-free unless the torch runtime or
-refinement is asked for.
+refinement, torch) → :mod:`.photo_texture` (the photo's own detail, de-lit, blended with the map) and
+:mod:`.arkit` (the expression as ARKit key weights). :mod:`.reconstructor` ties them together in
+:class:`Reconstructor` and :func:`reconstruct`. Torch-free unless the torch runtime or refinement is asked for.
 """
 
 from facerecon_core.pipeline.detect import UnsupportedFormatError

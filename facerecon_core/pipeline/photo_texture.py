@@ -396,7 +396,8 @@ def _match_colour(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarra
 
 
 def _cumulative(weights: list[np.ndarray]) -> list[np.ndarray]:
-    """Weights of layers a over (b over (… z)) as weights of the differences a − b, b − c, …: 1 − Π (1 − w)."""
+    """Weights of layers a over (b over (… z)) as weights of the differences a − b, b − c, …:
+    1 − Π (1 − w)."""
     out, rest = [], np.ones_like(weights[0])
     for weight in weights:
         rest = rest * (1.0 - weight)
