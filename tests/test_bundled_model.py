@@ -73,7 +73,7 @@ def test_real_photos_land_on_the_face(bundle_dir, facemodel, annotated):
         nmes.append(np.linalg.norm(lms - truth, axis=1).mean() / np.sqrt(np.prod(hi - lo)))
         # a textured face, not the flat prior: the albedo varies over the face
         assert rec.albedo.reshape(-1, 3).std(0).mean() > 5.0
-    assert np.median(nmes) < 0.1, nmes  # measured 0.063 (session 6; MODEL_CARD.md: far from 3DDFA_V2's ~0.03 yet)
+    assert np.median(nmes) < 0.1, nmes  # measured 0.063 (run runs/s6 (2026-11-24); MODEL_CARD.md: far from 3DDFA_V2's ~0.03 yet)
 
 
 @pytest.mark.slow
