@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FACEMODEL := facerecon_core/data/facemodel.npz
 
-.PHONY: demo test test-fast setup bench clean
+.PHONY: demo test test-fast setup bench figures clean
 
 # Create the venv when missing; torch is pinned first so nothing pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -40,6 +40,10 @@ bench: setup $(FACEMODEL)
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_blender.py
+
+# The README's pictures into docs/images/ (not committed: BFM-derived renders and research-only photos).
+figures: setup $(FACEMODEL)
+	$(PY) -m facerecon_core figures
 
 clean:
 	rm -rf out dist .pytest_cache

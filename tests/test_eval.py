@@ -306,3 +306,21 @@ def test_eval_defaults_to_the_bundled_model(facemodel_path, tmp_path, capsys):
                  "--out", str(tmp_path / "none")]) == 2
     assert "leave out --no-model" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.slow
+def test_figures_command_makes_the_readmes_pictures(facemodel_path, tmp_path):
+    """`facerecon figures` as a user types it: the three pictures the README shows (not committed)."""
+    import subprocess
+    import sys
+
+    import os
+
+    from facerecon_core import paths
+
+    proc = subprocess.run([sys.executable, "-m", "facerecon_core", "figures", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, paths.FACEMODEL_ENV: str(facemodel_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("texture_modes.png", "arkit_keys.png", "arkit_registration.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
