@@ -336,18 +336,10 @@ def face_models_wheel(cache: Path) -> Path:
     return write_wheel(slim, "face_recognition_models", version, files)
 
 
-def arkit_notice(facemodel: Path) -> str:
-    """The face-model asset's ICT licence notice ("" without ARKit keys)."""
-    import numpy as np
-
-    with np.load(facemodel, allow_pickle=False) as data:
-        return str(data["arkit_notice"]) if "arkit_notice" in data.files else ""
-
-
-def runtime_facemodel(facemodel: Path, out: Path) -> Path:
+def runtime_facemodel(facemodel: Path, out: Path) -> tuple[Path, str]:
     """The face-model asset as inference reads it: without the identity basis (used only by fitting, training
     and torch refinement), which is 18 of its 23 MB. Its content hash still names the model the bundle was
-    trained on."""
+    trained on. Also returns its ICT licence notice ("" without ARKit keys)."""
     import numpy as np
 
     with np.load(facemodel, allow_pickle=False) as data:
@@ -356,7 +348,7 @@ def runtime_facemodel(facemodel: Path, out: Path) -> Path:
     arrays["id_scale"] = arrays["id_scale"][:0]
     with open(out, "wb") as fh:
         np.savez_compressed(fh, **arrays)
-    return out
+    return out, str(arrays.get("arkit_notice", ""))
 
 
 def platform_requirements(platform: str) -> dict[str, str]:
@@ -468,9 +460,8 @@ def build(platform: str, out_dir: Path, model_dir: Path, facemodel: Path, cache:
             for path in sorted(model_dir.iterdir()):
                 if path.is_file() and path.name not in BUNDLE_FILES_SKIPPED:
                     archive.write(path, f"{root}/data/model/{path.name}")
-            runtime = runtime_facemodel(facemodel, wheel_dir / "facemodel.npz")
+            runtime, notice = runtime_facemodel(facemodel, wheel_dir / "facemodel.npz")
             archive.write(runtime, f"{root}/data/facemodel.npz", compress_type=zipfile.ZIP_STORED)
-            notice = arkit_notice(runtime)
             if notice:  # the ARKit keys come from the ICT Face Model: its licence travels with them
                 archive.writestr(f"{root}/data/ICT-FaceKit-LICENSE.txt", notice)
             parts = sorted(((Path(i.filename).name, i.compress_size) for i in archive.infolist()),

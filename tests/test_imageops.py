@@ -69,3 +69,13 @@ def test_png_decodes_to_the_same_pixels(photo, channels):
     assert np.array_equal(decoded, image)
     with pytest.raises(ValueError, match="uint8"):
         imageops.encode_png(image.astype(np.float32))
+
+
+def test_halve_and_double_are_resizes_exact_two_times(photo):
+    image = photo.astype(np.float32)[:300, :402]  # even sides: exactly two times
+    np.testing.assert_allclose(imageops.halve(image), imageops.resize(image, 201, 150, "area"), atol=1e-3)
+    np.testing.assert_allclose(imageops.double(image, (600, 804)), imageops.resize(image, 804, 600, "linear"),
+                               atol=1e-3)
+    odd = photo.astype(np.float32)  # 301 × 403: the last row and column repeat before halving
+    assert imageops.halve(odd).shape == (151, 202, 3)
+    assert imageops.double(imageops.halve(odd), odd.shape).shape == odd.shape

@@ -326,7 +326,8 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
         res.update({key: metrics.photometric_errors(photo_crop, image, region) for key, image in renders.items()})
         res["_render"] = renders["ours"]
         if photo is not None and crop is not None:
-            res.update(_photo_texture_rows(out, verts, photo, crop, mouth, fitted, model, region_tri, camera, region))
+            res.update(_photo_texture_rows(out, verts, photo, photo_crop, crop, mouth, fitted, model, region_tri,
+                                           camera, region))
             for key, detail in res.pop("_detail").items():
                 res[key]["detail"] = detail
     albedo, _ = render_mesh_numpy(verts, model.triangles, camera, vertex_colors=model.albedo_mean)
@@ -347,8 +348,8 @@ def photometric_errors_for(out: PeerOutput, photo_crop: np.ndarray, model: FaceM
     return res
 
 
-def _photo_texture_rows(out: PeerOutput, verts: np.ndarray, photo: np.ndarray, crop: Crop, mouth, light,
-                        model: FaceModel, region_tri: np.ndarray, camera, region: np.ndarray) -> dict:
+def _photo_texture_rows(out: PeerOutput, verts: np.ndarray, photo: np.ndarray, photo_crop: np.ndarray, crop: Crop,
+                        mouth, light, model: FaceModel, region_tri: np.ndarray, camera, region: np.ndarray) -> dict:
     from facerecon_core.pipeline.photo_texture import photo_texture
     from facerecon_core.pipeline.texture import albedo_texture
     from facerecon_core.pose import CropCamera
@@ -360,9 +361,9 @@ def _photo_texture_rows(out: PeerOutput, verts: np.ndarray, photo: np.ndarray, c
     textured = photo_texture(photo, verts, lambda p: small.to_image(project(p)), light, out.extras["albedo_map"],
                              model, TEXTURE_SIZE, mouth=mouth)
     image = render_mesh_numpy(verts, model.triangles, camera, uv=model.uv, texture=textured.albedo, sh=light)[0][0]
-    rows = {"ours_photo": metrics.photometric_errors(_crop_of(photo, crop, size), image, region), "_photo": image}
+    rows = {"ours_photo": metrics.photometric_errors(photo_crop, image, region), "_photo": image}
     big = CropCamera(DETAIL_SIZE).render_camera()  # the crop camera scales with the crop: same vertices
-    photo_big = _crop_of(photo, crop, DETAIL_SIZE).astype(np.float32) / 255.0
+    photo_big = Crop(crop.left, crop.top, crop.side, DETAIL_SIZE).apply(photo).astype(np.float32) / 255.0
     _, region_big = render_mesh_numpy(verts, region_tri, big)
     region_big = region_big[0] & Crop(crop.left, crop.top, crop.side, DETAIL_SIZE).photo_mask(*photo.shape[:2])
     reference = metrics.detail_energy(photo_big, region_big)
@@ -371,10 +372,6 @@ def _photo_texture_rows(out: PeerOutput, verts: np.ndarray, photo: np.ndarray, c
         render = render_mesh_numpy(verts, model.triangles, big, uv=model.uv, texture=texture, sh=light)[0][0]
         rows["_detail"][key] = metrics.detail_energy(np.clip(render, 0, 1), region_big) / max(reference, 1e-12)
     return rows
-
-
-def _crop_of(photo: np.ndarray, crop: Crop, size: int) -> np.ndarray:
-    return Crop(crop.left, crop.top, crop.side, size).apply(photo)
 
 
 def photometric_suite(ours: OursPeer, model: FaceModel, photos: list[Path | AnnotatedPhoto],

@@ -56,13 +56,11 @@ def texture_modes_figure(photos: list[str | Path], out: Path, size: int = 160, t
 
 
 def _photo_crop(photo: str | Path, rec: FaceReconstruction, size: int) -> np.ndarray:
-    from facerecon_core import imageops
     from facerecon_core.detect.crop import Crop
     from facerecon_core.io.photo import load_photo
 
     left, top, side = rec.crop_box
-    image = Crop(float(left), float(top), float(side), size).apply(load_photo(photo))
-    return imageops.resize(image, size, size, "area").astype(np.float32) / 255.0
+    return Crop(float(left), float(top), float(side), size).apply(load_photo(photo)).astype(np.float32) / 255.0
 
 
 def _labels(texts: list[str], size: int) -> np.ndarray:

@@ -96,16 +96,14 @@ def fit_photos(
     fitter = Fitter(model, config)
     fits: dict[Path, PhotoFit] = {}
     failures: dict[str, str] = {}
-    walked = 0
+    walked = usable = 0
     bar = tqdm(total=need, desc="usable fits", disable=not progress or need is None)
-    while walked < len(paths):
-        usable = sum(fit.usable() for fit in fits.values())
-        if need is not None and usable >= need:
-            break
+    while walked < len(paths) and (need is None or usable < need):
         chunk = paths[walked:] if need is None else paths[walked:walked + need - usable]
         walked += len(chunk)
         _fit_chunk(chunk, fitter, digest, cache, size, batch_size, fits, failures, progress and need is None)
-        bar.update(min(need or 0, sum(fit.usable() for fit in fits.values())) - bar.n)
+        usable = sum(fit.usable() for fit in fits.values())
+        bar.update(min(need or 0, usable) - bar.n)
     bar.close()
     return [fits[p] for p in paths[:walked] if p in fits], failures
 

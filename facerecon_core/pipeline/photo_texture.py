@@ -133,7 +133,7 @@ def texture_masks(model: FaceModel, size: int) -> tuple[np.ndarray, np.ndarray, 
 def _upsample(image: np.ndarray, size: int) -> np.ndarray:
     """(R, R, C) float32 → (size, size, C), linear: exact doublings while they fit, then a general resize."""
     while 2 * image.shape[0] <= size:
-        image = _double(image, (2 * image.shape[0], 2 * image.shape[1]))
+        image = imageops.double(image, (2 * image.shape[0], 2 * image.shape[1]))
     if image.shape[0] != size:
         image = imageops.resize(image, size, size, "linear")
     return image
@@ -180,7 +180,7 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     texel = np.concatenate([texel[..., :2], texel[..., 4:7], confidence[..., None]], axis=-1)
     if texel.shape[0] != size:  # resampled to the work size (the texels' values vary linearly within triangles)
         while texel.shape[0] >= 2 * size:
-            texel = _half(texel)
+            texel = imageops.halve(texel)
         texel = _upsample(texel, size)
     texel, confidence = texel[..., :5], texel[..., 5] * face
     sampled = np.flatnonzero((confidence > 0) | (confidence[:, ::-1] > 0))  # the seen texels and their mirrors
@@ -271,16 +271,17 @@ def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextu
     from facerecon_core.pipeline.texture import push_pull_fill
 
     known = confidence > 0.7
-    quarter = _half(_half(albedo)), _half(_half(known.astype(np.float32)[..., None]))[..., 0]
-    around = _upsample(push_pull_fill(quarter[0], quarter[1] > 0.5), albedo.shape[0])
+    quarter_albedo = imageops.halve(imageops.halve(albedo))
+    quarter_known = imageops.halve(imageops.halve(known.astype(np.float32)[..., None]))[..., 0] > 0.5
+    around = _upsample(push_pull_fill(quarter_albedo, quarter_known), albedo.shape[0])
     levels = max(1, int(round(np.log2(config.fill_texels * albedo.shape[0] / GEOMETRY_SIZE))))
     share = known.astype(np.float32)[..., None]
     shapes = []
     for _ in range(levels):
         shapes.append(share.shape)
-        share = _half(share)
+        share = imageops.halve(share)
     for shape in reversed(shapes):
-        share = _double(share, shape)
+        share = imageops.double(share, shape)
     return around, np.clip(share[..., 0] / 0.35, 0.0, 1.0) * config.fill_trust  # full trust from a third seen
 
 
@@ -319,8 +320,7 @@ def _sample_photo(photo: np.ndarray, xy: np.ndarray, where: np.ndarray, points: 
     points = points - lo
     pyramid = [region]
     for _ in range(top):
-        h, w = pyramid[-1].shape[:2]
-        pyramid.append(pyramid[-1].reshape(h // 2, 2, w // 2, 2, 3).mean((1, 3)))
+        pyramid.append(imageops.halve(pyramid[-1]))
     out = np.zeros((len(points), 3), np.float32)
     base = np.floor(level).astype(int)
     for k in np.unique(base):
@@ -412,36 +412,13 @@ def _pyramid_blend(differences: list[np.ndarray], weights: list[np.ndarray], con
     weights = [np.asarray(w, np.float32)[..., None] for w in weights]
     bands = []
     while min(images[0].shape[:2]) > config.pyramid_min:
-        smaller = [_half(i) for i in images]
+        smaller = [imageops.halve(i) for i in images]
         band = 0.0
         for image, small, weight in zip(images, smaller, weights):
-            band = band + weight * (image - _double(small, image.shape))
+            band = band + weight * (image - imageops.double(small, image.shape))
         bands.append(band)
-        images, weights = smaller, [_half(w) for w in weights]
+        images, weights = smaller, [imageops.halve(w) for w in weights]
     out = sum(weight * image for image, weight in zip(images, weights))
     for band in reversed(bands):
-        out = _double(out, band.shape) + band
+        out = imageops.double(out, band.shape) + band
     return out
-
-
-def _half(image: np.ndarray) -> np.ndarray:
-    """Half the size (rounded up), each pixel the mean of a 2 × 2 block (edges repeated for odd sizes)."""
-    h, w = image.shape[:2]
-    if h % 2 or w % 2:
-        image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    return 0.25 * (image[0::2, 0::2] + image[1::2, 0::2] + image[0::2, 1::2] + image[1::2, 1::2])
-
-
-def _double(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Twice the size, linear (each new pixel ¾ of its nearer and ¼ of its farther coarse neighbour, edges
-    repeated), cut to ``shape``: the inverse of :func:`_half`'s pixel grid."""
-    out = np.asarray(image, np.float32)
-    for axis in (0, 1):
-        n = out.shape[axis]
-        near = np.arange(2 * n) // 2
-        far = np.clip(near + np.where(np.arange(2 * n) % 2, 1, -1), 0, n - 1)
-        doubled = np.take(out, near, axis=axis)
-        doubled *= 0.75
-        doubled += 0.25 * np.take(out, far, axis=axis)
-        out = doubled
-    return out[:shape[0], :shape[1]]

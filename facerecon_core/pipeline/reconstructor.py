@@ -274,8 +274,8 @@ class Reconstructor:
             textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
         timings["texture"] += _ms(t0)
         t0 = time.perf_counter()  # the expression as ARKit weights (when the face model has the rig)
-        arkit = [ArkitSolver.of(self.facemodel).solve(dec.expression) if self.facemodel.has_arkit else None
-                 for dec in decoded]
+        solver = ArkitSolver.of(self.facemodel) if self.facemodel.has_arkit else None
+        arkit = [solver.solve(dec.expression) if solver else None for dec in decoded]
         timings["arkit"] = _ms(t0)
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
@@ -294,7 +294,7 @@ class Reconstructor:
                 texture_confidence=confidences[i],
                 arkit_weights=arkit[i].weights if arkit[i] else None,
                 arkit_residual=arkit[i].residual if arkit[i] else None,
-                arkit_keys=ArkitSolver.of(self.facemodel).deltas if arkit[i] else None,
+                arkit_keys=solver.deltas if solver else None,
             ))
         self.last_run = [RunDetails(face, c1, c2, ok, refine_losses)
                          for face, c1, c2, ok in zip(faces, crops1, crops2, recropped)]
