@@ -77,21 +77,25 @@ class PhotoTexture:
 class UVLayout:
     """What the texture needs of the face model's UV layout at one size (cached per model and size)."""
 
-    corners: np.ndarray  # (R, R, 3) vertex ids of the triangle covering each texel (0 outside the mesh)
-    weights: np.ndarray  # (R, R, 3) float32 barycentric weights (0 outside the mesh)
+    inside: np.ndarray  # (N,) flat indices of the texels the mesh covers
+    corners: np.ndarray  # (N, 3) vertex ids of the triangle covering each of them
+    weights: np.ndarray  # (N, 3) float32 barycentric weights
     face: np.ndarray  # (R, R) bool: the texels the mesh covers
     skin: np.ndarray  # (R, R) bool: those less eyes, brows, nostrils and lips
     cheeks: np.ndarray  # (R, R) bool: the skin between the eyes' and the mouth's height, where hair seldom falls
 
-    def interpolate(self, per_vertex: np.ndarray) -> np.ndarray:
-        """Per-vertex values (V, C) → (R, R, C) float32, linear inside each UV triangle."""
+    def interpolate(self, per_vertex: np.ndarray, outside: np.ndarray | float = 0.0) -> np.ndarray:
+        """Per-vertex values (V, C) → (R, R, C) float32, linear inside each UV triangle, ``outside`` (a value per
+        channel, or one for all) outside the mesh."""
         values = np.asarray(per_vertex, np.float32)
         size = self.face.shape[0]
-        corners, weights = self.corners.reshape(-1, 3), self.weights.reshape(-1, 3)
-        out = values.take(corners[:, 0], axis=0)
-        out *= weights[:, :1]
+        inside = values.take(self.corners[:, 0], axis=0)
+        inside *= self.weights[:, :1]
         for k in (1, 2):
-            out += weights[:, k:k + 1] * values.take(corners[:, k], axis=0)
+            inside += self.weights[:, k:k + 1] * values.take(self.corners[:, k], axis=0)
+        out = np.empty((size * size, values.shape[1]), np.float32)
+        out[...] = outside
+        out[self.inside] = inside
         return out.reshape(size, size, -1)
 
 
@@ -104,7 +108,9 @@ def uv_layout(model: FaceModel, size: int) -> UVLayout:
     # should the layout overlap itself anywhere, the surface facing forward takes the texel
     triangle, weights = rasterize_uv(model.uv, tri, (size, size), priority=facing)
     face = triangle >= 0
-    corners = np.where(face[..., None], np.asarray(model.triangles)[np.maximum(triangle, 0)], 0)
+    inside = np.flatnonzero(face)
+    corners = tri[triangle.reshape(-1)[inside]]
+    weights = np.ascontiguousarray(weights.reshape(-1, 3)[inside], np.float32)
     lm = uv_to_pixel(model.uv[model.landmark_indices], (size, size))
     margin = 0.02 * size
     features = np.zeros((size, size), bool)
@@ -117,7 +123,7 @@ def uv_layout(model: FaceModel, size: int) -> UVLayout:
     skin = face & ~features
     rows = np.arange(size)[:, None]
     cheeks = skin & (rows > lm[36:48, 1].max() + margin) & (rows < lm[48:55, 1].min())
-    return UVLayout(corners, weights, face, skin, cheeks)
+    return UVLayout(inside, corners, weights, face, skin, cheeks)
 
 
 @functools.lru_cache(maxsize=8)
@@ -159,7 +165,7 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     photo pixels of the detected inner-lip outline (landmarks 60–67), or None. The work is done at the size at
     which the texels are as dense as the photo's pixels (at most ``texture_size``), then resampled.
     """
-    from facerecon_core.pipeline.texture import albedo_texture
+    from facerecon_core.pipeline.texture import albedo_texture_float
 
     target = int(texture_size)
     layout = uv_layout(model, min(target, GEOMETRY_SIZE))
@@ -169,25 +175,26 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     view = -verts / np.maximum(np.linalg.norm(verts, axis=1, keepdims=True), 1e-9)
     shading = np.maximum(sh_basis(normals) @ np.asarray(sh, np.float64).T, config.min_shading)
     per_vertex = np.concatenate([pixels, -verts[:, 2:], (normals * view).sum(1, keepdims=True), shading], axis=1)
-    texel = layout.interpolate(per_vertex)  # photo x, y, depth, facing, shading RGB
-    texel[..., 4:7] = np.maximum(texel[..., 4:7], config.min_shading)  # also outside the mesh
+    outside = np.zeros(per_vertex.shape[1], np.float32)
+    outside[4:7] = config.min_shading  # no division by zero outside the mesh either
+    texel = layout.interpolate(per_vertex, outside)  # photo x, y, depth, facing, shading RGB
     confidence = _confidence(texel, pixels, -verts[:, 2], layout, photo.shape[:2], mouth, config)
     size = _detail_size(texel[..., :2], confidence, target)
     face, skin, cheeks = texture_masks(model, size)
-    network = albedo_texture(albedo_map, model, min(size, MIN_WORK_SIZE)).astype(np.float32) / 255.0
-    if network.shape[0] != size:  # the map is 128²: made at 256², then resampled
-        network = _upsample(network, size)
-    texel = np.concatenate([texel[..., :2], texel[..., 4:7], confidence[..., None]], axis=-1)
+    # the network's layer is smooth (the map is 128²): it is made at 256² at most and resampled when finished
+    network = albedo_texture_float(albedo_map, model, min(size, MIN_WORK_SIZE))
     if texel.shape[0] != size:  # resampled to the work size (the texels' values vary linearly within triangles)
+        texel = np.concatenate([texel, confidence[..., None]], axis=-1)
         while texel.shape[0] >= 2 * size:
             texel = imageops.halve(texel)
         texel = _upsample(texel, size)
-    texel, confidence = texel[..., :5], texel[..., 5] * face
+        texel, confidence = texel[..., :7], texel[..., 7]
+    confidence = confidence * face
     sampled = np.flatnonzero((confidence > 0) | (confidence[:, ::-1] > 0))  # the seen texels and their mirrors
-    flat = texel.reshape(-1, 5)[sampled]
+    flat = texel.reshape(-1, 7)[sampled]
     colour = _sample_photo(photo, texel[..., :2], sampled, flat[:, :2])
     albedo = np.zeros((size * size, 3), np.float32)
-    albedo[sampled] = np.clip(colour / flat[:, 2:5], 0.0, 1.0)
+    albedo[sampled] = np.clip(colour / flat[:, 4:7], 0.0, 1.0)
     albedo = albedo.reshape(size, size, 3)
 
     seen = confidence.reshape(-1)[sampled] > 0.5
@@ -196,13 +203,15 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
         albedo = np.repeat(albedo.mean(-1, keepdims=True), 3, axis=-1)
         network = np.repeat(network.mean(-1, keepdims=True), 3, axis=-1)
     confidence *= _skin_agreement(albedo, confidence, skin, cheeks, config)
-    network = _match_colour(network, albedo, confidence, skin)
+    network *= _colour_gain(network, albedo, confidence, skin)
     # over all bands: this texel's own photo, else its mirror's, else the photo's surroundings (a small occluder
     # such as a microphone), else the network's map
     mirror = confidence[:, ::-1] * config.mirror_trust * (1.0 - confidence)
-    around, nearby = _surroundings(albedo, confidence, config)
-    nearby *= (1.0 - confidence) * (1.0 - mirror) * face
+    around, nearby = _surroundings(albedo, confidence, config, network.shape[0])
+    nearby *= _shrink((1.0 - confidence) * (1.0 - mirror) * face, network.shape[0])
     network += nearby[..., None] * (around - network)  # both smooth: a plain blend, no bands to join
+    np.clip(network, 0.0, 1.0, out=network)
+    network = _upsample(network, size)
     # each layer shows its own content only where it is trusted (else the layer below), so a half-trusted edge (an
     # occluder's, a grazing angle's) brings no sharp contrast into the fine bands
     mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], network)
@@ -210,27 +219,28 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     blended = network + _pyramid_blend([own - mirrored, mirrored - network], _cumulative([confidence, mirror]), config)
     total = confidence + mirror
     albedo = np.where(confidence[..., None] > 0, albedo, 0.0)
+    blended *= 255.0
+    blended += 0.5  # rounded when cast to uint8, after the resampling (whose weights are convex: no clip after it)
+    np.clip(blended, 0, 255, out=blended)
     if size != target:  # the photo holds no finer detail: the rest is resampling
         blended = _upsample(blended, target)
         if target % size == 0:  # the confidence guides painting: nearest is enough
             total = np.repeat(np.repeat(total, target // size, 0), target // size, 1)
         else:
             total = _upsample(total[..., None], target)[..., 0]
-    blended *= 255.0
-    blended += 0.5
-    return PhotoTexture(np.clip(blended, 0, 255, out=blended).astype(np.uint8), total.astype(np.float32),
-                        albedo.astype(np.float32), greyscale)
+    return PhotoTexture(blended.astype(np.uint8), total.astype(np.float32, copy=False),
+                        albedo.astype(np.float32, copy=False), greyscale)
 
 
 def _detail_size(xy: np.ndarray, confidence: np.ndarray, target: int) -> int:
     """The texture side at which the seen texels are about as dense as the photo's pixels: the geometry's side
     halved (not below :data:`MIN_WORK_SIZE`) or doubled (not above ``target``) until about one photo pixel falls on
     a texel. Finer, the texture would only resample the photo."""
-    seen = confidence[::2, ::2] > 0.5
+    seen = confidence[::4, ::4] > 0.5
     size = xy.shape[0]
     if not seen.any():
         return target
-    pixels_per_texel = float(np.median(_footprint(xy[::2, ::2])[seen])) / 2  # from every other texel
+    pixels_per_texel = float(np.median(_footprint(xy[::4, ::4])[seen])) / 4  # from every fourth texel
     while size > MIN_WORK_SIZE and size // 2 >= MIN_WORK_SIZE and pixels_per_texel < 0.5:
         size, pixels_per_texel = size // 2, pixels_per_texel * 2
     while size < target and pixels_per_texel > 1.0:
@@ -252,7 +262,7 @@ def _confidence(texel: np.ndarray, pixels: np.ndarray, depth: np.ndarray, layout
     # near an occluding edge (the nose's) leaks past it
     inner = _soft(covered, config.silhouette_cells)  # a fade toward the outline
     xy, z = texel[..., :2], texel[..., 2]
-    at = np.floor((xy - origin) / cell).astype(np.int64)
+    at = np.floor((xy - origin.astype(np.float32)) / np.float32(cell)).astype(np.int32)
     row, col = np.clip(at[..., 1], 0, shape[0] - 1), np.clip(at[..., 0], 0, shape[1] - 1)
     visible = _soft(layout.face & (z <= zbuf[row, col] + config.depth_tolerance), config.occlusion_texels)
     facing = np.clip((texel[..., 3] - config.facing_zero) / (config.facing_full - config.facing_zero), 0.0, 1.0)
@@ -265,15 +275,17 @@ def _confidence(texel: np.ndarray, pixels: np.ndarray, depth: np.ndarray, layout
     return confidence.astype(np.float32)
 
 
-def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextureConfig):
-    """The seen photo albedo spread smoothly into the unseen texels (push-pull, at a quarter size), and how much of
-    each texel's neighbourhood (``fill_texels`` across at the 512² geometry's scale) is seen: (T, T, 3), (T, T)."""
+def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextureConfig, size: int):
+    """The seen photo albedo spread smoothly into the unseen texels (push-pull, from a quarter of the working
+    size), and how much of each texel's neighbourhood (``fill_texels`` across at the 512² geometry's scale) is
+    seen: (size, size, 3), (size, size), ``size`` at most the working size."""
     from facerecon_core.pipeline.texture import push_pull_fill
 
     known = confidence > 0.7
     quarter_albedo = imageops.halve(imageops.halve(albedo))
     quarter_known = imageops.halve(imageops.halve(known.astype(np.float32)[..., None]))[..., 0] > 0.5
-    around = _upsample(push_pull_fill(quarter_albedo, quarter_known), albedo.shape[0])
+    around = push_pull_fill(quarter_albedo, quarter_known)
+    around = _upsample(around, size) if around.shape[0] < size else _shrink(around, size)
     levels = max(1, int(round(np.log2(config.fill_texels * albedo.shape[0] / GEOMETRY_SIZE))))
     share = known.astype(np.float32)[..., None]
     shapes = []
@@ -281,16 +293,30 @@ def _surroundings(albedo: np.ndarray, confidence: np.ndarray, config: PhotoTextu
         shapes.append(share.shape)
         share = imageops.halve(share)
     for shape in reversed(shapes):
+        if share.shape[0] >= size:
+            break
         share = imageops.double(share, shape)
+    share = _shrink(share, size)
     return around, np.clip(share[..., 0] / 0.35, 0.0, 1.0) * config.fill_trust  # full trust from a third seen
+
+
+def _shrink(image: np.ndarray, size: int) -> np.ndarray:
+    """(R, R[, C]) float32 halved until ``size`` square (R a power-of-two multiple of ``size``)."""
+    image = np.asarray(image, np.float32)
+    flat = image.ndim == 2
+    image = image[..., None] if flat else image
+    while image.shape[0] > size:
+        image = imageops.halve(image)
+    return image[..., 0] if flat else image
 
 
 def _grown_min(values: np.ndarray, cells: int) -> np.ndarray:
     """The minimum over each (2·cells + 1)² neighbourhood (outside the array: +inf)."""
     padded = np.pad(values, cells, constant_values=np.inf)
     h, w = values.shape
-    span = range(2 * cells + 1)
-    return np.min([padded[dy:dy + h, dx:dx + w] for dy in span for dx in span], axis=0)
+    span = range(2 * cells + 1)  # separably: along the rows, then along the columns
+    rows = np.min([padded[:, dx:dx + w] for dx in span], axis=0)
+    return np.min([rows[dy:dy + h] for dy in span], axis=0)
 
 
 def _soft(mask: np.ndarray, steps: int) -> np.ndarray:
@@ -306,18 +332,19 @@ def _sample_photo(photo: np.ndarray, xy: np.ndarray, where: np.ndarray, points: 
     """(N, 3) float32 in [0, 1]: the photo at the texels ``where`` (flat indices; ``points`` their photo pixels, of
     the positions ``xy`` (T, T, 2)), bilinear from the mip level of each texel's footprint (trilinear between
     levels)."""
-    points = points.astype(np.float64)
+    points = np.asarray(points, np.float32)  # exact to 1/4000 of a pixel in a 4,000-pixel photo
+    low, high = np.array([points[:, 0].min(), points[:, 1].min()]), np.array([points[:, 0].max(), points[:, 1].max()])
     coarse = _footprint(xy[::4, ::4]) / 4  # the footprint varies slowly: every fourth texel, repeated
     footprint = np.repeat(np.repeat(coarse, 4, 0), 4, 1)[:xy.shape[0], :xy.shape[1]].reshape(-1)[where]
     height, width = photo.shape[:2]
-    lo = np.clip(np.floor(points.min(0)) - 4, 0, [width - 1, height - 1]).astype(int)
-    hi = np.clip(np.ceil(points.max(0)) + 5, 1, [width, height]).astype(int)
+    lo = np.clip(np.floor(low) - 4, 0, [width - 1, height - 1]).astype(int)
+    hi = np.clip(np.ceil(high) + 5, 1, [width, height]).astype(int)
     level = np.log2(np.clip(footprint, 1.0, 64.0))
     top = int(np.ceil(level.max())) if len(level) else 0
     region = photo[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32) / 255.0
     step = 2**top  # pad to a multiple of it (edges repeated), so each level halves exactly
     region = np.pad(region, ((0, -region.shape[0] % step), (0, -region.shape[1] % step), (0, 0)), mode="edge")
-    points = points - lo
+    points = points - lo.astype(np.float32)
     pyramid = [region]
     for _ in range(top):
         pyramid.append(imageops.halve(pyramid[-1]))
@@ -336,14 +363,14 @@ def _sample_photo(photo: np.ndarray, xy: np.ndarray, where: np.ndarray, points: 
 
 def _bilinear(image: np.ndarray, points: np.ndarray, level: int) -> np.ndarray:
     """Bilinear samples of a mip level at level-0 pixel positions (edges clamped)."""
-    scale = 0.5**level
-    x = np.clip((points[:, 0] + 0.5) * scale - 0.5, 0, image.shape[1] - 1)
-    y = np.clip((points[:, 1] + 0.5) * scale - 0.5, 0, image.shape[0] - 1)
+    scale = np.float32(0.5**level)
     h, w = image.shape[:2]
-    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
-    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    x = np.clip((points[:, 0] + np.float32(0.5)) * scale - np.float32(0.5), 0, w - 1)
+    y = np.clip((points[:, 1] + np.float32(0.5)) * scale - np.float32(0.5), 0, h - 1)
+    x0, y0 = np.minimum(np.floor(x), max(w - 2, 0)), np.minimum(np.floor(y), max(h - 2, 0))
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
     dx, dy = int(w > 1), w * int(h > 1)
-    fx, fy = (x - x0)[:, None].astype(np.float32), (y - y0)[:, None].astype(np.float32)
     flat, at = image.reshape(-1, image.shape[2]), y0 * w + x0
     top = flat.take(at, axis=0)
     top += fx * (flat.take(at + dx, axis=0) - top)
@@ -367,7 +394,7 @@ def _footprint(xy: np.ndarray) -> np.ndarray:
 
 def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray, cheeks: np.ndarray,
                     config: PhotoTextureConfig) -> np.ndarray:
-    """(T, T) in (0, 1]: in the skin region, how close each de-lit colour is to the face's robust skin colour
+    """(T, T) in (0, 1]: in the seen skin, how close each de-lit colour is to the face's robust skin colour
     (median and MAD of the seen cheeks, where hair seldom falls; of all seen skin when the cheeks are hidden);
     1 elsewhere, and everywhere when too little skin is seen."""
     reference = albedo[cheeks & (confidence > 0.6)]
@@ -378,21 +405,33 @@ def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray
     reference = reference[:: max(1, len(reference) // 20_000)]
     median = np.median(reference, axis=0)
     spread = 1.4826 * np.median(np.abs(reference - median), axis=0) + config.skin_spread
-    agreement = np.ones(confidence.shape, np.float32)
-    distance = (np.abs(albedo[skin] - median) / spread).max(-1) / config.skin_sigmas
-    agreement[skin] = 1.0 / (1.0 + distance**4)
-    return agreement
+    agreement = np.ones(confidence.size, np.float32)
+    where = np.flatnonzero(skin & (confidence > 0))  # elsewhere the agreement multiplies nothing
+    distance = albedo.reshape(-1, 3)[where]
+    distance -= median
+    np.abs(distance, out=distance)
+    distance /= spread * config.skin_sigmas
+    distance = distance.max(-1)
+    distance *= distance
+    distance *= distance
+    distance += 1.0
+    agreement[where] = 1.0 / distance  # 1 / (1 + d⁴)
+    return agreement.reshape(confidence.shape)
 
 
-def _match_colour(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """The network's map with each channel scaled so its skin matches the photo's de-lit skin (medians)."""
+def _colour_gain(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(3,) per-channel gains that make the network's skin match the photo's de-lit skin (medians). ``network`` may
+    be smaller than ``albedo`` by a power of two; it is read at the same texels."""
     sel = np.flatnonzero(skin & (confidence > 0.6))
     if len(sel) < 200:
-        return network
+        return np.ones(3, np.float32)
     sel = sel[:: max(1, len(sel) // 20_000)]
+    size, factor = albedo.shape[0], albedo.shape[0] // network.shape[0]
+    rows, cols = np.divmod(sel, size)
+    at = (rows // factor) * network.shape[1] + cols // factor
     gain = (np.median(albedo.reshape(-1, 3)[sel], axis=0)
-            / np.maximum(np.median(network.reshape(-1, 3)[sel], axis=0), 1e-3))
-    return np.clip(network * np.clip(gain, 0.5, 2.0), 0.0, 1.0)
+            / np.maximum(np.median(network.reshape(-1, 3)[at], axis=0), 1e-3))
+    return np.clip(gain, 0.5, 2.0).astype(np.float32)
 
 
 def _cumulative(weights: list[np.ndarray]) -> list[np.ndarray]:
@@ -413,12 +452,16 @@ def _pyramid_blend(differences: list[np.ndarray], weights: list[np.ndarray], con
     bands = []
     while min(images[0].shape[:2]) > config.pyramid_min:
         smaller = [imageops.halve(i) for i in images]
-        band = 0.0
+        band = np.zeros(images[0].shape, np.float32)
         for image, small, weight in zip(images, smaller, weights):
-            band = band + weight * (image - imageops.double(small, image.shape))
+            laplacian = imageops.double(small, image.shape)
+            np.subtract(image, laplacian, out=laplacian)
+            laplacian *= weight
+            band += laplacian
         bands.append(band)
         images, weights = smaller, [imageops.halve(w) for w in weights]
     out = sum(weight * image for image, weight in zip(images, weights))
     for band in reversed(bands):
-        out = imageops.double(out, band.shape) + band
+        out = imageops.double(out, band.shape)
+        out += band
     return out

@@ -53,10 +53,16 @@ def face_region(facemodel: FaceModel, size: int, erode: int = 1) -> np.ndarray:
 def albedo_texture(albedo_map: np.ndarray, facemodel: FaceModel, texture_size: int) -> np.ndarray:
     """The network's albedo map (T, T, 3) in [0, 1] → the (texture_size, texture_size, 3) uint8 texture:
     outside the face region push-pull filled (at the network's resolution), then resized."""
+    filled = albedo_texture_float(albedo_map, facemodel, texture_size)
+    return np.clip(filled * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def albedo_texture_float(albedo_map: np.ndarray, facemodel: FaceModel, texture_size: int) -> np.ndarray:
+    """:func:`albedo_texture` before its quantisation: (texture_size, texture_size, 3) float32, about [0, 1]."""
     albedo_map = np.nan_to_num(np.asarray(albedo_map, np.float32), nan=0.5, posinf=1.0, neginf=0.0)
     t = albedo_map.shape[0]
     filled = push_pull_fill(np.clip(albedo_map, 0.0, 1.0), face_region(facemodel, t))
     if texture_size != t:
         shrink = texture_size < t
         filled = imageops.resize(filled, texture_size, texture_size, interpolation="area" if shrink else "cubic")
-    return np.clip(filled * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return filled
