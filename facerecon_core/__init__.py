@@ -7,13 +7,13 @@ The package follows the data: ``facemodel`` (the BFM face model and its UV space
 
 __version__ = "0.1.0"
 
-__all__ = ["Reconstructor", "__version__", "reconstruct"]
+__all__ = ["Reconstructor", "__version__", "reconstruct", "reconstruct_person"]
 
 
 def __getattr__(name: str):
     """``reconstruct`` and ``Reconstructor`` load the pipeline on first use, so ``import facerecon_core``
     stays cheap (and torch-free)."""
-    if name in ("reconstruct", "Reconstructor"):
+    if name in ("reconstruct", "reconstruct_person", "Reconstructor"):
         from facerecon_core import pipeline
 
         return getattr(pipeline, name)

@@ -87,3 +87,47 @@ def opencv_to_pose(rvec: np.ndarray, tvec: np.ndarray) -> tuple[np.ndarray, np.n
     flip = np.diag([1.0, -1.0, -1.0])
     rotation = flip @ cv2.Rodrigues(np.asarray(rvec, np.float64))[0]
     return matrix_to_euler(rotation), flip @ np.asarray(tvec, np.float64).reshape(3)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """x ↦ s R x + t."""
+
+    scale: float
+    rotation: np.ndarray  # (3, 3)
+    translation: np.ndarray  # (3,)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return self.scale * np.asarray(points, np.float64) @ self.rotation.T + self.translation
+
+    def apply_vector(self, vectors: np.ndarray) -> np.ndarray:
+        """Rotate and scale (no translation): for offsets such as expression displacements."""
+        return self.scale * np.asarray(vectors, np.float64) @ self.rotation.T
+
+    def compose(self, first: Similarity) -> Similarity:
+        """``self ∘ first``."""
+        return Similarity(self.scale * first.scale, self.rotation @ first.rotation,
+                          self.scale * self.rotation @ first.translation + self.translation)
+
+    @classmethod
+    def identity(cls) -> Similarity:
+        return cls(1.0, np.eye(3), np.zeros(3))
+
+
+def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True,
+            weights: np.ndarray | None = None) -> Similarity:
+    """Least-squares similarity (Umeyama 1991) mapping ``source`` (N, 3) onto ``target`` (N, 3)."""
+    src, dst = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
+    xs, xd = src - mu_s, dst - mu_d
+    cov = (xd * w[:, None]).T @ xs
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[2] = -1.0
+    rotation = u @ np.diag(d) @ vt
+    var_s = float(w @ np.sum(xs * xs, axis=1))
+    scale = float(np.sum(sig * d) / var_s) if with_scale and var_s > 0 else 1.0
+    return Similarity(scale, rotation, mu_d - scale * rotation @ mu_s)

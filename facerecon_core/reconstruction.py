@@ -58,6 +58,9 @@ class FaceReconstruction:
     arkit_residual: np.ndarray | None = None  # (V, 3) float32 mm: the expression the weighted keys do not give
     arkit_keys: np.ndarray | None = None  # (K, V, 3) float32 mm, the keys in ``arkit_weights``' order (the face
     # model's, shared, not copied; not in the .npz, whose keys are in the face-model asset)
+    photo_expressions: dict[str, np.ndarray] | None = None  # one person from several photos: photo name → its
+    # expression offsets (V, 3) float32 mm, written as morph targets / shape keys named after the photos
+    photo_arkit: dict[str, dict[str, float]] | None = None  # photo name → its ARKit weights
 
     def __post_init__(self) -> None:
         for name, dtype in _ARRAY_FIELDS.items():
@@ -83,6 +86,10 @@ class FaceReconstruction:
             self.arkit_residual = np.asarray(self.arkit_residual, np.float32)
             if self.arkit_residual.shape != (n, 3):
                 raise ValueError(f"FaceReconstruction.arkit_residual must have shape {(n, 3)}")
+        if self.photo_expressions is not None:
+            self.photo_expressions = {str(k): np.asarray(v, np.float32) for k, v in self.photo_expressions.items()}
+            if any(v.shape != (n, 3) for v in self.photo_expressions.values()):
+                raise ValueError(f"FaceReconstruction.photo_expressions must hold ({n}, 3) offsets")
         if self.texture_confidence is not None:
             self.texture_confidence = np.asarray(self.texture_confidence, np.float32)
             if self.texture_confidence.shape != self.albedo.shape[:2]:
@@ -149,6 +156,12 @@ class FaceReconstruction:
             arrays["arkit_names"] = np.array(list(self.arkit_weights), dtype=np.str_)
             arrays["arkit_weights"] = np.array(list(self.arkit_weights.values()), np.float32)
             arrays["arkit_residual"] = self.arkit_residual
+        if self.photo_expressions:
+            arrays["photo_names"] = np.array(list(self.photo_expressions), dtype=np.str_)
+            arrays["photo_expressions"] = np.stack(list(self.photo_expressions.values()))
+            if self.photo_arkit is not None and self.arkit_weights is not None:  # rows: photos, columns: arkit_names
+                arrays["photo_arkit_weights"] = np.array(
+                    [[self.photo_arkit[p][k] for k in self.arkit_weights] for p in self.photo_expressions], np.float32)
         return arrays
 
     @classmethod
@@ -172,6 +185,7 @@ class FaceReconstruction:
                                     np.asarray(arrays["arkit_weights"], float).tolist()))
                            if "arkit_names" in arrays else None),
             arkit_residual=np.asarray(arrays["arkit_residual"]) if "arkit_residual" in arrays else None,
+            **_photo_fields(arrays),
         )
 
     @classmethod
@@ -179,3 +193,16 @@ class FaceReconstruction:
         """Read a file written by :func:`facerecon_core.export.write_npz` (never unpickles)."""
         with np.load(path, allow_pickle=False) as data:
             return cls.from_arrays({k: data[k] for k in data.files})
+
+
+def _photo_fields(arrays) -> dict:
+    """``photo_expressions`` and ``photo_arkit`` of :meth:`FaceReconstruction.from_arrays` (empty when absent)."""
+    if "photo_names" not in arrays:
+        return {}
+    names = [str(n) for n in arrays["photo_names"]]
+    out: dict = {"photo_expressions": dict(zip(names, np.asarray(arrays["photo_expressions"], np.float32)))}
+    if "photo_arkit_weights" in arrays and "arkit_names" in arrays:
+        keys = [str(k) for k in arrays["arkit_names"]]
+        out["photo_arkit"] = {n: dict(zip(keys, np.asarray(row, float).tolist()))
+                              for n, row in zip(names, arrays["photo_arkit_weights"])}
+    return out

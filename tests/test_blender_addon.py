@@ -508,6 +508,19 @@ LEGACY_SCRIPT = """
     me = next(o for o in bpy.data.objects if o.type == "MESH").data
     res["counts"] = [len(me.vertices), len(me.polygons)]
     res["keys"] = len(me.shape_keys.key_blocks)
+    folder, name = os.path.split(photo)  # "One person": several photos selected in the file browser
+    try:
+        bpy.ops.facerecon.reconstruct_from_photo(directory=folder, files=[{"name": name}, {"name": name}],
+                                                 browse=False)
+        res["several_error"] = ""
+    except RuntimeError as exc:
+        res["several_error"] = str(exc)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    res["person_op"] = sorted(bpy.ops.facerecon.reconstruct_from_photo(
+        directory=folder, files=[{"name": name}, {"name": name}], one_person=True, texture_size="256",
+        refine_steps=0, browse=False))
+    me = next(o for o in bpy.data.objects if o.type == "MESH").data
+    res["person_keys"] = [k.name for k in me.shape_keys.key_blocks][-2:]
     print("RESULT " + json.dumps(res))
 """
 
@@ -524,6 +537,9 @@ def test_zip_installs_as_a_legacy_addon(addon_zip, shared_dir, tmp_path):
     assert Path(res["core_file"]).is_relative_to(site) and Path(res["ort_file"]).is_relative_to(site)
     assert (site / ".unpacked").is_file()
     assert res["counts"] == [38365, 76073] and res["keys"] == 53
+    stem = PHOTO_REL.stem
+    assert "2 photos selected" in res["several_error"] and "One person" in res["several_error"]
+    assert res["person_op"] == ["FINISHED"] and res["person_keys"] == [stem, f"{stem}_2"]
     from PIL import Image, ImageOps
 
     with Image.open(shared_dir / PHOTO_REL) as photo:
@@ -575,6 +591,33 @@ def test_batch_script_reports_failures(test_bundle, facemodel_path, shared_dir, 
     from facerecon_core.export.gltf import TARGET_NAME
 
     assert TARGET_NAME.encode() in (out / "face.glb").read_bytes()[:20000]
+
+
+@pytest.mark.slow
+def test_batch_script_makes_one_head_of_one_person(test_bundle, facemodel_path, shared_dir, tmp_path):
+    """``--same-person``: every photo of the folder → one .blend whose face has a shape key per photo (at 0); a
+    photo without a face is left out with a warning."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("front.jpg", "again.jpg"):
+        (photos / name).write_bytes((shared_dir / PHOTO_REL).read_bytes())
+    (photos / "zz_broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "out"
+    proc = subprocess.run([PYTHON, str(ADDON / "scripts" / "batch_reconstruct.py"), "--input", str(photos),
+                           "--output", str(out), "--same-person", "--name", "anna", "--texture-size", "64"],
+                          capture_output=True, text=True, timeout=900, cwd=str(tmp_path),
+                          env={**os.environ, "FACERECON_MODEL": str(test_bundle),
+                               "FACERECON_FACEMODEL": str(facemodel_path)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "| OK | again.jpg + 2 more (one person) | anna.blend |" in proc.stdout
+    assert "zz_broken left out" in proc.stdout
+    keys = result_of(run_bpy("""
+        import bpy, json, sys
+        bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+        face = next(o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys)
+        print("RESULT " + json.dumps({k.name: k.value for k in face.data.shape_keys.key_blocks}))
+    """, str(out / "anna.blend")))
+    assert keys["again"] == 0.0 and keys["front"] == 0.0 and "Expression residual" in keys
 
 
 def test_scene_from_sample_reconstruction_and_camera_semantics(facemodel_path, tmp_path):

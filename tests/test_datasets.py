@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from facerecon_core.cli import main
 from facerecon_core.datasets import storage
@@ -178,6 +179,43 @@ def test_profiled_and_texture_kinds(facemodel_path: Path, facemodel: FaceModel, 
     assert landmark_label_error(facemodel, yawed[int(np.argmax(np.abs(yaws)))], 128) < 0.5
 
 
+@pytest.mark.slow  # three photo fits
+def test_profiled_pairs_hold_another_photo_of_the_same_person(facemodel_path: Path, shared_dir: Path, tmp_path: Path):
+    """``--pairs``: each view of a photo whose person has another photo among the fitted ones also holds a view of that
+    other photo (``image_pair``, ``pair_valid`` 1); a photo of a person seen once gets zeros and ``pair_valid`` 0.
+    The views themselves are those of the data made without it."""
+    import shutil
+
+    from facerecon_core.datasets.people import person_of
+    from facerecon_core.train.data import collate
+
+    folder = tmp_path / "jaffe"  # the set's name and labels.csv tell who is who
+    folder.mkdir()
+    shutil.copy(shared_dir / "faces" / "jaffe" / "labels.csv", folder / "labels.csv")
+    for name in ("KA.AN1.39.tiff", "KA.HA1.29.tiff", "KL.AN1.167.tiff"):
+        (folder / name).symlink_to(shared_dir / "faces" / "jaffe" / name)
+    assert person_of(folder / "KA.AN1.39.tiff") == "jaffe/KA" and person_of(shared_dir / "bfm" / "x.png") is None
+    made = {}
+    for pairs in (False, True):
+        request = SynthRequest("profiled", 3, seed=0, out=tmp_path / f"pairs{pairs}", res=64, facemodel=facemodel_path,
+                               photos=(folder,), fits=tmp_path / "fits", pairs=pairs)
+        synth(request, progress=False)
+        made[pairs] = storage.ShardedDataset(request.out)
+    assert made[True].spec.generator == made[False].spec.generator + " pairs"
+    samples = [made[True][i] for i in range(3)]
+    valid = [float(np.asarray(s["pair_valid"]).reshape(-1)[0]) for s in samples]
+    assert sorted(valid) == [0.0, 1.0, 1.0]  # the two KA photos pair up, KL has no partner
+    for s, plain in zip(samples, (made[False][i] for i in range(3))):
+        assert np.array_equal(s["image"], plain["image"])
+        assert (s["image_pair"].std() > 5) == bool(np.asarray(s["pair_valid"]).reshape(-1)[0])
+    tensors = [{"image": torch.zeros(3, 4, 4), "image_pair": torch.ones(3, 4, 4), "pair_valid": torch.tensor(1.0)},
+               {"image": torch.zeros(3, 4, 4)}]
+    batch = collate(tensors)
+    assert batch["pair_valid"].tolist() == [1.0, 0.0] and batch["image_pair"][1].abs().sum() == 0
+    with pytest.raises(storage.DatasetError, match="profiled data only"):
+        synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, pairs=True), progress=False)
+
+
 def test_synth_photos_from_a_list_file(tmp_path):
     """``--photos @LIST.txt`` (one path per line) as the bundled model's recipe uses it."""
     from facerecon_core import paths
@@ -211,6 +249,50 @@ def test_pose_range_widens_the_asm_poses(facemodel_path: Path, tmp_path: Path, a
     with pytest.raises(storage.DatasetError, match="asm data only"):
         synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path,
                            poses=PoseRange(pitch=45.0)), progress=False)
+
+
+def test_arkit_prior_draws_emotions_and_sparse_symmetric_keys(facemodel: FaceModel):
+    from facerecon_core.datasets.expressions import ARKIT_PRESETS, ArkitPrior
+
+    prior = ArkitPrior.from_names(facemodel.arkit_names)
+    names = list(prior.names)
+    assert len(prior.presets) == len(ARKIT_PRESETS)
+    snarl = prior.presets[list(ARKIT_PRESETS).index("snarl")]
+    assert snarl[names.index("noseSneerLeft")] == snarl[names.index("noseSneerRight")] == 1.0
+    rng = np.random.default_rng(0)
+    draws = np.array([prior.sample(rng) for _ in range(400)])
+    assert draws.min() >= 0.0 and draws.max() <= 1.0
+    assert np.median((draws > 0).sum(1)) <= 8  # sparse
+    assert (draws.max(1) > 0.9).mean() > 0.2  # extremes are common
+    left, right = names.index("mouthSmileLeft"), names.index("mouthSmileRight")
+    both = (draws[:, left] > 0) & (draws[:, right] > 0)
+    assert both.sum() > 0.7 * ((draws[:, left] > 0) | (draws[:, right] > 0)).sum()  # mostly symmetric
+
+
+def test_arkit_expressions_in_asm_data(facemodel_path: Path, facemodel: FaceModel, tmp_path: Path, asm_dataset: Path):
+    """``--arkit SHARE``: that share of the faces adds ARKit keys (expressions beyond what the 10 components give),
+    the spec records it, other kinds refuse it."""
+    out = tmp_path / "arkit"
+    args = ["data", "synth", "--kind", "asm", "--count", "24", "--seed", "7", "--res", "64",
+            "--facemodel", str(facemodel_path), "--out", str(out)]
+    assert main(args + ["--arkit", "1"]) == 0
+    data = storage.ShardedDataset(out)
+    assert data.spec.generator.endswith("arkit 1")
+    plain = storage.ShardedDataset(asm_dataset)
+    basis = facemodel.exp_basis.reshape(facemodel.n_exp, -1).T.astype(np.float64)
+
+    def beyond_components(dataset) -> float:  # RMS (mm) of the expression the 10 components cannot give
+        rms = []
+        for i in range(min(len(dataset), 24)):
+            offsets = facemodel.from_uv_map(dataset[i]["asm_exp"].astype(np.float32)[None])[0].reshape(-1)
+            coeff, *_ = np.linalg.lstsq(basis, offsets, rcond=None)
+            rms.append(np.sqrt(((offsets - basis @ coeff) ** 2).reshape(-1, 3).sum(1).mean()))
+        return float(np.mean(rms))
+
+    assert beyond_components(data) > 3 * beyond_components(plain)
+    with pytest.raises(storage.DatasetError, match="asm data only"):
+        synth(SynthRequest("texture", 4, seed=0, out=tmp_path / "t", facemodel=facemodel_path, arkit=0.5),
+              progress=False)
 
 
 def test_pitch_turn_and_yaw_range_are_checked(facemodel_path: Path, tmp_path: Path):

@@ -324,3 +324,42 @@ def test_figures_command_makes_the_readmes_pictures(facemodel_path, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("texture_modes.png", "arkit_keys.png", "arkit_registration.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
+
+
+def test_identity_measures_on_known_structure():
+    from facerecon_core.eval.identity import _accuracy, _retrieval, _spread
+
+    rng = np.random.default_rng(0)
+    persons = np.repeat(np.array(["a/1", "a/2", "b/3"]), 4)
+    labels = np.tile(np.array(["happy", "sad", "angry", "neutral"]), 3)
+    person_code = {p: rng.normal(0, 5, 30) for p in set(persons)}
+    label_code = {e: rng.normal(0, 5, 30) for e in set(labels)}
+    neutral = np.array([person_code[p] + rng.normal(0, 0.1, 30) for p in persons])
+    offsets = np.array([label_code[e] + rng.normal(0, 0.1, 30) for e in labels])
+    assert _retrieval(neutral, persons, labels) == 1.0  # shapes tell the person across expressions
+    assert _retrieval(offsets, persons, labels) < 0.5  # expressions do not
+    assert _accuracy(offsets, persons, labels) == 1.0 and _accuracy(neutral, persons, labels) < 0.5
+    within, between = _spread(neutral, persons)
+    assert within < 0.2 * between
+
+
+def test_same_person_curve_falls_as_photos_are_combined(facemodel):
+    from facerecon_core.eval.identity import same_person_curve
+    from facerecon_core.eval.peers import PeerOutput
+
+    class Noisy:  # the mean face plus a large error of its own per photo
+        name = "noisy"
+
+        def __init__(self):
+            self.rng = np.random.default_rng(1)
+
+        def reconstruct_batch(self, crops, landmarks):
+            outs = []
+            for _ in crops:
+                shape = facemodel.mean_shape + self.rng.normal(0, 3.0, facemodel.mean_shape.shape)
+                outs.append(PeerOutput(shape, shape, np.zeros((68, 2)), np.zeros((68, 3)), np.zeros(3)))
+            return outs
+
+    curve = same_person_curve(Noisy(), facemodel, people=2, per_person=4)
+    assert curve["photos"] == [1, 2, 4] and curve["groups"] == [8, 4, 2]
+    assert curve["mean_mm"][0] > curve["mean_mm"][1] > curve["mean_mm"][2]

@@ -57,6 +57,33 @@ def test_fitter_with_offsets_keeps_them_smooth(facemodel: FaceModel):
     assert "offset_smooth" in result.losses["photometric"]
 
 
+def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
+    """With ``FitConfig.arkit`` the fit explains an expression the 10 components cannot give (brows up, jaw open,
+    a smile) with the right ARKit keys, each weight in [0, 1], and fits the landmarks better than without."""
+    names = list(facemodel.arkit_names)
+    truth = np.zeros(len(names))
+    for key, value in {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8, "jawOpen": 0.7,
+                       "mouthSmileLeft": 0.8, "mouthSmileRight": 0.8}.items():
+        truth[names.index(key)] = value
+    size, cam = 128, CropCamera(128)
+    shape = facemodel.mean_shape + np.tensordot(truth, np.asarray(facemodel.arkit_deltas, np.float32), axes=1)
+    verts_cam = to_camera(shape[None], np.array([[0.05, 0.2, 0.0]]), np.array([[0.0, 0.0, -cam.focal * 170 / 70]]))
+    out = render_mesh(torch.as_tensor(verts_cam, dtype=torch.float32), torch.as_tensor(facemodel.triangles),
+                      cam.render_camera(), vertex_colors=torch.as_tensor(facemodel.albedo_mean)[None],
+                      sh=torch.as_tensor(frontal_light())[None], background=torch.full((1, 3, size, size), 0.3))
+    crops = (out.image.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    landmarks = cam.project(verts_cam[:, facemodel.landmark_indices])
+    results = {arkit: Fitter(facemodel, FitConfig(landmark_steps=300, photometric_steps=0, arkit=arkit)).fit(
+        crops, landmarks, progress=False) for arkit in (False, True)}
+    weights = results[True].arkit_weights[0]
+    assert results[False].arkit_weights is None and weights.min() >= 0.0 and weights.max() <= 1.0
+    for key in ("browInnerUp", "jawOpen", "mouthSmileLeft", "mouthSmileRight"):
+        assert weights[names.index(key)] > 0.3, (key, weights[names.index(key)])
+    assert results[True].landmark_error[0] < results[False].landmark_error[0]
+    error = np.linalg.norm(results[True].shape(facemodel)[0] - shape, axis=-1).mean()
+    assert error < np.linalg.norm(results[False].shape(facemodel)[0] - shape, axis=-1).mean()
+
+
 def test_fitter_rejects_malformed_input(facemodel: FaceModel):
     fitter = Fitter(facemodel)
     with pytest.raises(ValueError, match="square RGB crops"):

@@ -72,6 +72,42 @@ def test_geometry_step_lowers_the_geometry_loss(config, facemodel, batch):
     assert after < before, (before, after)
 
 
+def test_same_person_term_pulls_two_photos_identities_together(config, facemodel, batch):
+    """L_same (our extension): with a weight and a valid pair, the geometry step reports it and a few steps on the
+    same pair bring the two photos' identity maps closer; without a weight, or with no valid pair, it is absent."""
+    import dataclasses
+
+    from facerecon_core.model.losses import same_person_loss
+
+    a = torch.randn(2, 3, 8, 8)
+    mask = torch.ones(8, 8)
+    assert same_person_loss(a, a, torch.ones(2), mask) == 0
+    b = a.clone()
+    b[1] += 3.0
+    assert same_person_loss(a, b, torch.tensor([1.0, 0.0]), mask) == 0  # the unequal pair is not valid
+    assert same_person_loss(a, b, torch.tensor([[0.0], [1.0]]), mask) > 0  # stored as (B, 1): still per pair
+
+    torch.manual_seed(0)
+    net = DualStreamNet(config, facemodel).train()
+    weights = dataclasses.replace(config.losses.geometry, same_person=5.0)
+    loss = GeometryLoss(weights, facemodel, config.model.geometry.asm_size)
+    paired = {**batch, "image_pair": batch["image"].flip(-1) * 0.8, "pair_valid": torch.tensor([1.0, 1.0])}
+
+    def gap():
+        with torch.no_grad():
+            return same_person_loss(net.geometry(paired["image"]).A_id, net.geometry(paired["image_pair"]).A_id,
+                                    paired["pair_valid"], loss.weight_mask).item()
+
+    before = gap()
+    optimizer = _adam(net.parameters(), config.train.lr_geometry, config)
+    for _ in range(3):
+        terms = geometry_step(net, loss, paired, optimizer)
+    assert "same" in terms and gap() < before
+    assert "same" not in geometry_step(net, loss, {**paired, "pair_valid": torch.zeros(2)}, optimizer)
+    plain = GeometryLoss(config.losses.geometry, facemodel, config.model.geometry.asm_size)
+    assert "same" not in geometry_step(net, plain, paired, optimizer)
+
+
 def test_texture_step_lowers_the_texture_losses(config, facemodel, batch):
     torch.manual_seed(0)
     net = DualStreamNet(config, facemodel).train()

@@ -1,4 +1,5 @@
-"""Headless batch: every photo of a folder → one .blend (and optionally one .glb) per face.
+"""Headless batch: every photo of a folder → one .blend (and optionally one .glb) per face; with
+``--same-person``, all of them → one head.
 
 Runs in ``blender -b`` and in plain Python with the ``bpy`` module; see ``scripts/batch_reconstruct.py``.
 """
@@ -33,6 +34,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "the expression residual)")
     parser.add_argument("--bfm-keys", action="store_true",
                         help="also the face model's expression components exp_NN as shape keys (at 0)")
+    parser.add_argument("--same-person", action="store_true",
+                        help="the photos show one person: one .blend (NAME.blend, and NAME.glb with --glb) of one "
+                             "head, each photo's expression a shape key named after the photo")
+    parser.add_argument("--name", default=None, help="with --same-person: the output's name (default: the first "
+                                                     "photo's)")
     parser.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled one)")
     parser.add_argument("--facemodel", type=Path, default=None, help="face-model asset (default: the bundled one)")
     return parser.parse_args(argv)
@@ -56,17 +62,20 @@ def main(argv: list[str]) -> int:
 
     args = parse_args(argv)
     photos = list_photos(args.input)
+    if args.same_person and args.all_faces:
+        raise SystemExit("batch_reconstruct: --same-person takes the largest face of each photo; drop --all-faces")
     args.output.mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0
     start = time.perf_counter()
-    for photo in photos:
+    jobs = [(photos[0], tuple(photos[1:]))] if args.same_person and photos else [(p, ()) for p in photos]
+    for photo, more in jobs:
         t0 = time.perf_counter()
         try:
             result = reconstruct.run(photo, refine=args.refine, all_faces=args.all_faces,
                                      texture_size=args.texture_size, texture=args.texture,
                                      mirror=not args.no_mirror,
                                      shifts=not args.no_shifts,
-                                     bundle_dir=args.model, facemodel=args.facemodel)
+                                     bundle_dir=args.model, facemodel=args.facemodel, more_photos=more)
         except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:
             failed += 1
             rows.append(("FAILED", photo.name, str(exc) or "cancelled", time.perf_counter() - t0))
@@ -78,7 +87,7 @@ def main(argv: list[str]) -> int:
             from facerecon_core.export.blender import object_name
 
             for i, rec in enumerate(result.faces):
-                name = object_name(rec.source or str(photo), i, len(result.faces))
+                name = args.name if more and args.name else object_name(rec.source or str(photo), i, len(result.faces))
                 bpy.ops.wm.read_homefile(use_empty=True)
                 one = replace(result, faces=[rec])
                 objects, _ = scene.build_result(one, texture_size=args.texture_size,
@@ -97,8 +106,9 @@ def main(argv: list[str]) -> int:
                     written.append(Path(glb).name)
             for warning in result.warnings:
                 print(f"[facerecon] warning {photo.name}: {warning}", flush=True)
-            rows.append(("OK", photo.name, ", ".join(written), time.perf_counter() - t0))
-            print(f"[facerecon] OK {photo.name} -> {', '.join(written)}", flush=True)
+            label = f"{photo.name} + {len(more)} more (one person)" if more else photo.name
+            rows.append(("OK", label, ", ".join(written), time.perf_counter() - t0))
+            print(f"[facerecon] OK {label} -> {', '.join(written)}", flush=True)
         except Exception as exc:  # noqa: BLE001 - one bad photo must not stop the batch
             failed += 1
             rows.append(("FAILED", photo.name, f"writing failed: {type(exc).__name__}: {reconstruct.one_line(exc)}",

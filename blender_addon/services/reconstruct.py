@@ -103,13 +103,16 @@ def one_line(exc: BaseException) -> str:
 
 def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_size: int = 1024,
         texture: str = "photo", mirror: bool = True, shifts: bool = True, progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None, bundle_dir: Path | None = None, facemodel: Path | None = None) -> Result:
+        cancel: threading.Event | None = None, bundle_dir: Path | None = None, facemodel: Path | None = None,
+        more_photos: tuple = ()) -> Result:
     """Reconstruct the face(s) of ``photo``; raises :class:`ReconstructionFailed` or :class:`Cancelled`.
 
     ``mirror``, ``shifts``: average the geometry with the predictions for the mirrored crop and for shifted
     copies of it (the pipeline's defaults). ``texture``: ``photo`` (the photo's detail blended with the
-    network's map) or ``network`` (the map alone)."""
+    network's map) or ``network`` (the map alone). ``more_photos``: further photos of the same person: one head
+    of all of them (one face in the result, a shape key per photo; photos without a face become warnings)."""
     photo = Path(photo)
+    more_photos = tuple(Path(p) for p in more_photos)
     cancel = cancel or threading.Event()
 
     def report(stage: str, fraction: float) -> None:
@@ -123,8 +126,9 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_
         report("load model", 0.0)
         reconstructor, fm, version = load_reconstructor(bundle_dir, facemodel)
         loaded = time.perf_counter()
-        if not photo.is_file():
-            raise ReconstructionFailed(f"{photo}: no such file")
+        for path in (photo, *more_photos):
+            if not path.is_file():
+                raise ReconstructionFailed(f"{path}: no such file")
         warnings = []
         if refine > 0 and not torch_available():
             warnings.append(f"refinement skipped: it needs PyTorch, which the add-on does not ship "
@@ -135,8 +139,13 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_
             reconstructor.texture = str(texture)
             reconstructor.mirror = bool(mirror)
             reconstructor.shifts = bool(shifts)
-            faces = reconstructor.reconstruct(str(photo), all_faces=bool(all_faces), refine=int(refine),
-                                              progress=report)
+            if more_photos:
+                person = reconstructor.reconstruct_person([str(photo), *map(str, more_photos)], progress=report)
+                faces = [person.reconstruction()]
+                warnings += [f"{name} left out: {reason}" for name, reason in person.skipped]
+            else:
+                faces = reconstructor.reconstruct(str(photo), all_faces=bool(all_faces), refine=int(refine),
+                                                  progress=report)
         if cancel.is_set():
             raise Cancelled()
         if not faces:

@@ -84,8 +84,8 @@ RESIDUAL_KEY = "Expression residual"
 
 def _shape_keys(obj: bpy.types.Object, data: Any) -> None:
     """Basis; the ARKit keys at their solved values and the residual at 1 (or, without the rig, "Expression" at 1):
-    the face looks as the photo does, and every key at 0 gives the neutral face; then the face model's exp_NN
-    components at 0 when asked for."""
+    the face looks as the photo does, and every key at 0 gives the neutral face; for one person from several
+    photos, a key per photo (its expression) at 0; then the face model's exp_NN components at 0 when asked for."""
     obj.shape_key_add(name="Basis", from_mix=False)
     if data.arkit_keys is not None:
         for name, coords in data.arkit_keys.items():
@@ -99,6 +99,10 @@ def _shape_keys(obj: bpy.types.Object, data: Any) -> None:
         key = obj.shape_key_add(name="Expression", from_mix=False)
         key.data.foreach_set("co", data.expression.reshape(-1))
     key.value = 1.0
+    for name, coords in (data.photo_keys or {}).items():  # one person from several photos: each one's expression
+        key = obj.shape_key_add(name=name, from_mix=False)
+        key.data.foreach_set("co", coords.reshape(-1))
+        key.value = 0.0
     for name, coords in data.exp_keys.items():
         key = obj.shape_key_add(name=name, from_mix=False)
         key.data.foreach_set("co", coords.reshape(-1))

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, StringProperty
 
 from ..services import job as job_service
 from .options import draw_options, option_properties
@@ -18,10 +18,18 @@ TIMER_SECONDS = 0.1
 LAST_TIMINGS: dict[str, float] = {}
 
 
-def _options(op) -> dict:
+def _options(op, more_photos: tuple = ()) -> dict:
     return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size),
             "texture": str(op.texture_mode),
-            "mirror": bool(op.mirror), "shifts": bool(op.shifts)}
+            "mirror": bool(op.mirror), "shifts": bool(op.shifts), "more_photos": tuple(more_photos)}
+
+
+def selected_photos(op) -> list[Path]:
+    """The photos the file browser selected (several with Shift / Ctrl), else ``filepath``."""
+    names = [f.name for f in getattr(op, "files", []) if f.name]
+    if names and op.directory:
+        return [Path(bpy.path.abspath(op.directory)) / name for name in names]
+    return [Path(bpy.path.abspath(op.filepath))] if op.filepath else []
 
 
 def _build(op, context, result) -> str:
@@ -53,7 +61,8 @@ def _redraw(context) -> None:
 
 
 class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
-    """Reconstruct a 3D head from one photo (BFM mesh, albedo texture, expression shape keys)"""
+    """Reconstruct a 3D head from one photo, or from several photos of one person (BFM mesh, albedo texture,
+    expression shape keys)"""
 
     bl_idname = "facerecon.reconstruct_from_photo"
     bl_label = "Face from Photo"
@@ -63,6 +72,8 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
         "filepath": StringProperty(name="Photo", subtype="FILE_PATH", default="",
                                    description="The photo to reconstruct a face from"),
         "filter_glob": StringProperty(default=PHOTO_GLOB, options={"HIDDEN"}),
+        "files": CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"}),
+        "directory": StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"}),
         **option_properties(),
         "browse": BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"}),
     }
@@ -80,24 +91,30 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
         draw_options(self.layout, self)
 
     def execute(self, context):
-        photo = Path(bpy.path.abspath(self.filepath)) if self.filepath else None
-        if photo is None or not photo.is_file():
-            self.report({"ERROR"}, f"Face from Photo: photo not found: {self.filepath or '(none)'}")
+        photos = selected_photos(self)
+        missing = [p for p in photos if not p.is_file()]
+        if not photos or missing:
+            self.report({"ERROR"}, f"Face from Photo: photo not found: {missing[0] if missing else '(none)'}")
             return {"CANCELLED"}
+        if len(photos) > 1 and not self.one_person:
+            self.report({"ERROR"}, f"Face from Photo: {len(photos)} photos selected; tick \"One person\" to make one "
+                                   "head of them, or select one photo (the batch script takes folders)")
+            return {"CANCELLED"}
+        photo, more = photos[0], tuple(photos[1:])
         if job_service.CURRENT is not None and job_service.CURRENT.thread.is_alive():
             self.report({"ERROR"}, "Face from Photo: a reconstruction is already running (Esc cancels it)")
             return {"CANCELLED"}
         window = getattr(context, "window", None)
         if bpy.app.background or window is None:
-            return self._run_blocking(context, photo)
-        return self._start_modal(context, photo)
+            return self._run_blocking(context, photo, more)
+        return self._start_modal(context, photo, more)
 
     # ------------------------------------------------------------------ background: synchronous
-    def _run_blocking(self, context, photo: Path):
+    def _run_blocking(self, context, photo: Path, more: tuple = ()):
         from ..services import reconstruct
 
         try:
-            result = reconstruct.run(photo, **_options(self))
+            result = reconstruct.run(photo, **_options(self, more))
         except reconstruct.Cancelled:
             self.report({"WARNING"}, "Face from Photo: cancelled")
             return {"CANCELLED"}
@@ -112,9 +129,9 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
         return {"FINISHED"}
 
     # ---------------------------------------------------------------------- UI: modal + thread
-    def _start_modal(self, context, photo: Path):
+    def _start_modal(self, context, photo: Path, more: tuple = ()):
         wm = context.window_manager
-        job = job_service.ReconstructionJob(photo, **_options(self))
+        job = job_service.ReconstructionJob(photo, **_options(self, more))
 
         def on_progress(stage: str, fraction: float) -> None:
             wm.progress_update(int(100 * fraction))

@@ -11,8 +11,8 @@ TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256
 TEXTURE_MODES = [("photo", "Photo detail", "The photo's own pixels, de-lit, wherever the photo shows the face, "
                    "blended with the network's texture elsewhere"),
                  ("network", "Network", "The texture stream's map alone (smooth, 3DMM-like)")]
-OPTION_NAMES = ("refine_steps", "texture_mode", "texture_size", "shape_keys", "bfm_keys", "all_faces", "mirror",
-                "shifts", "add_camera", "match_render_size")  # drawing order
+OPTION_NAMES = ("refine_steps", "texture_mode", "texture_size", "shape_keys", "bfm_keys", "all_faces", "one_person",
+                "mirror", "shifts", "add_camera", "match_render_size")  # drawing order
 NO_REFINEMENT = "Refinement needs PyTorch, which this Blender lacks"
 
 
@@ -42,6 +42,11 @@ def option_properties() -> dict:
         "all_faces": BoolProperty(
             name="All faces", default=False,
             description="Reconstruct every face found in the photo, side by side, not only the largest"),
+        "one_person": BoolProperty(
+            name="One person", default=False,
+            description="The selected photos show one person: one head of all of them (one identity, a texture "
+                        "combining what each photo shows) with each photo's expression as a shape key named after "
+                        "the photo"),
         "mirror": BoolProperty(
             name="Mirror averaging", default=True,
             description="Average the shape and pose with those found in the mirrored photo (steadier)"),

@@ -45,7 +45,7 @@ class FACERECON_PT_main(bpy.types.Panel):
             return
         op = layout.operator(FACERECON_OT_reconstruct_from_photo.bl_idname, text="Reconstruct", icon="USER")
         op.filepath = settings.photo
-        op.browse = not settings.photo
+        op.browse = not settings.photo or settings.one_person  # one person: pick the photos
         for name in OPTION_NAMES:
             setattr(op, name, getattr(settings, name))
 

@@ -40,6 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--head", action="store_true",
                        help="asm: render the whole BFM head (forehead, ears, neck; from ../shared/bfm) around the "
                             "face, as photos show it (default: the face alone on its background)")
+    synth.add_argument("--arkit", type=float, metavar="SHARE", default=0.0,
+                       help="asm: the share of faces whose expression adds the face model's 51 ARKit keys (basic "
+                            "emotions up to their extremes, wide eyes, furrowed brows, snarls; or a few random keys) "
+                            "on top of half the 10 components' expression (default 0: the components alone)")
+    synth.add_argument("--pairs", action="store_true",
+                       help="profiled: each view also holds a view of another photo of the same person (taiwan_expr_faces "
+                            "performers, jaffe and yalefaces subjects), for the geometry stage's same-person term")
+    synth.add_argument("--fit-arkit", action="store_true",
+                       help="profiled, texture: the photo fits also fit the face model's 51 ARKit weights (each in "
+                            "[0, 1], sparse), so the photos' strong expressions reach the labels (fits cached apart)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -58,7 +68,8 @@ def _synth(args: argparse.Namespace) -> int:
     jitter = CropJitter(*args.crop_jitter) if args.crop_jitter else None
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
                            facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses,
-                           jitter=jitter, pitch_turn=args.pitch_turn, yaw_range=args.yaw_range, head=args.head)
+                           jitter=jitter, pitch_turn=args.pitch_turn, yaw_range=args.yaw_range, head=args.head,
+                           arkit=args.arkit, pairs=args.pairs, fit_arkit=args.fit_arkit)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="evaluate a model bundle and its peers; write a report",
                             description=__doc__)
     parser.add_argument("--suite", action="append", default=None,
-                        choices=["synthetic", "landmarks", "photometric", "expressions", "speed", "all"],
+                        choices=["synthetic", "landmarks", "photometric", "expressions", "identity", "speed", "all"],
                         help="suite to run (repeatable; default: all)")
     parser.add_argument("--model", type=Path, default=None,
                         help="model bundle folder (from `facerecon export`; default: the bundled model, "
@@ -23,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="evaluate the peers alone (no bundle of ours; not with --suite photometric)")
     parser.add_argument("--ablation", type=Path, nargs="+", default=None, metavar="MODEL_DIR",
                         help="several bundles evaluated side by side (named by folder); replaces --model")
-    parser.add_argument("--peer", action="append", default=None, choices=["3ddfa_v2", "mean-face", "fit"],
-                        help="peer to compare with (repeatable; default: all three; see --no-peers)")
+    parser.add_argument("--peer", action="append", default=None, choices=["3ddfa_v2", "mean-face", "fit", "fit-arkit"],
+                        help="peer to compare with (repeatable; default: 3ddfa_v2, mean-face and fit; see "
+                             "--no-peers); fit-arkit: the landmark fit with the ARKit keys, as the training "
+                             "photos are fitted with `data synth --fit-arkit`")
     parser.add_argument("--no-peers", action="store_true", help="evaluate the bundle(s) only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out synthetic faces (default 0)")
     parser.add_argument("--count", type=int, default=500, help="number of synthetic faces (default 500)")
@@ -53,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from facerecon_core.datasets.scene import CropJitter
-    from facerecon_core.eval.peers import PEER_NAMES, OursPeer, make_peers
+    from facerecon_core.eval.peers import DEFAULT_PEERS, OursPeer, make_peers
     from facerecon_core.eval.suites import run_eval
     from facerecon_core.facemodel import FaceModel
     from facerecon_core.inference import BundleError
@@ -81,7 +83,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not ours and ("photometric" in suites or "all" in suites) and args.suite:
         print("facerecon eval: error: --suite photometric evaluates our model: leave out --no-model", file=sys.stderr)
         return 2
-    names = [] if args.no_peers else (args.peer or list(PEER_NAMES))
+    names = [] if args.no_peers else (args.peer or list(DEFAULT_PEERS))
     methods = ours + make_peers(names, model, threads=args.threads)
     if not methods:
         print("facerecon eval: error: nothing to evaluate (--no-model with --no-peers)", file=sys.stderr)

@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="a second network pass on the crop around the first pass's landmarks (off by default: "
                              "it makes the bundled model's landmarks worse, see MODEL_CARD.md)")
     parser.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
+    parser.add_argument("--same-person", action="store_true",
+                        help="the photos show one person: one head (one identity, a texture combining what each "
+                             "photo shows) with each photo's expression as a morph target named after the photo; "
+                             "writes OUTDIR/NAME.* and NAME_PHOTO_overlay.png per photo")
+    parser.add_argument("--name", default=None,
+                        help="with --same-person: the output's name (default: the first photo's)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
                         help="network runtime: onnxruntime (default, no torch) or torch")
@@ -60,14 +66,9 @@ def _error(message: str) -> int:
 
 def output_names(photos: list[Path]) -> dict[Path, str]:
     """Output base names: the photo's stem; photos sharing a stem get ``_2``, ``_3``, … in order."""
-    names: dict[Path, str] = {}
-    used: dict[str, int] = {}
-    for photo in photos:
-        stem = photo.stem or "photo"
-        count = used.get(stem.lower(), 0) + 1
-        used[stem.lower()] = count
-        names[photo] = stem if count == 1 else f"{stem}_{count}"
-    return names
+    from facerecon_core.pipeline.same_person import unique_names
+
+    return dict(zip(photos, unique_names([p.stem for p in photos])))
 
 
 def collect(entries: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -102,6 +103,10 @@ def _run(args: argparse.Namespace) -> int:
         return _error(f"--refine {args.refine}: expected N >= 0")
     if args.out.exists() and not args.out.is_dir():
         return _error(f"{args.out}: exists and is not a folder")
+    if args.same_person and args.all_faces:
+        return _error("--same-person takes the largest face of each photo; drop --all-faces")
+    if args.name is not None and (not args.same_person or not args.name or Path(args.name).name != args.name):
+        return _error(f"--name {args.name!r}: a plain file name, with --same-person")
 
     start = time.perf_counter()
     photos, failed = collect(args.paths)
@@ -118,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
                                           recrop=args.recrop, light=args.light, texture=args.texture)
         except (BundleError, FaceModelError) as exc:
             return _error(str(exc))
+        if args.same_person:
+            return _same_person(reconstructor, photos, failed, args, formats, start)
         names = output_names(photos)
         bar = tqdm(photos, desc="reconstruct", unit="photo", disable=None)
         for photo in bar:
@@ -172,3 +179,44 @@ def _reconstruct_one(reconstructor, photo: Path, name: str, args, formats, write
         tqdm.write(f"{photo}: refined {args.refine} steps: " + " ".join(f"{k}={v:.4g}" for k, v in losses.items()),
                    file=sys.stderr)
     return len(recs)
+
+
+def _same_person(reconstructor, photos: list[Path], failed: list[tuple[str, str]], args, formats, start: float) -> int:
+    """One head of all the photos (``--same-person``); nothing is written when it fails."""
+    from tqdm.auto import tqdm
+
+    from facerecon_core.export import write_all, write_overlay
+
+    bar = tqdm(total=100, desc="same person", unit="%", disable=None)
+
+    def progress(stage: str, fraction: float) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(stage)
+        bar.refresh()
+
+    try:
+        person = reconstructor.reconstruct_person(photos, name=args.name, progress=progress)
+    except Exception as exc:  # every photo failed: the first one's reason
+        bar.close()
+        print(f"facerecon reconstruct: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return 1
+    bar.close()
+    failed += person.skipped
+    written: list[Path] = []
+    try:
+        written += write_all(person.reconstruction(), None, args.out, person.name, formats,
+                             texture_size=args.texture_size)
+        for name, rec in zip(person.names, person.photos):  # each photo's expression and pose on the shared head
+            written.append(write_overlay(rec, rec.source, args.out / f"{person.name}_{name}_overlay.png"))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    shares = ", ".join(f"{n} {w:.2f}" for n, w in zip(person.names, person.weights))
+    print(f"facerecon reconstruct: one person from {len(person.photos)} of {len(photos) + len(failed) - len(person.skipped)} "
+          f"input(s) in {time.perf_counter() - start:.1f} s (identity shares: {shares}), output "
+          f"{args.out / person.name}.*" + (f"; {len(failed)} failed:" if failed else ""))
+    for _, message in failed:
+        print(f"  {message}")
+    return 0 if not failed else 1

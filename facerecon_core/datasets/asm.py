@@ -1,7 +1,8 @@
 """``asm`` samples: random faces with exact identity / expression ASM ground truth.
 
 Identity from the standard normal prior, expressions from :class:`ExpressionPrior` (heavy-tailed,
-toward open mouth, smile, pout, raised brows), pose over ±75° yaw, ±30° pitch, ±20° roll (``PoseRange``),
+toward open mouth, smile, pout, raised brows; with ``arkit`` > 0 that share of them adds the ARKit keys of
+:class:`ArkitPrior`: emotions up to their extremes, wide eyes, furrowed brows, snarls), pose over ±75° yaw, ±30° pitch, ±20° roll (``PoseRange``),
 the crop's detection jitter (``CropJitter``), random
 SH light, albedo from the face model's albedo basis (or the mean albedo with a skin-tone tint when
 it has none), a real-photo background, and blur / noise / JPEG degradations. With a
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facerecon_core.datasets.expressions import ExpressionPrior
+from facerecon_core.datasets.expressions import ArkitPrior, ExpressionPrior
 from facerecon_core.datasets.scene import BackgroundBank, CropJitter, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.facemodel.head import HeadModel
@@ -35,19 +36,31 @@ class AsmGenerator:
     poses: PoseRange = PoseRange()
     jitter: CropJitter = CropJitter()
     head: HeadModel | None = None  # render the whole head around the face (None: the face alone)
+    arkit: float = 0.0  # the share of samples whose expression adds ARKit keys (the face model's rig)
 
     def __post_init__(self) -> None:
         self.expressions = ExpressionPrior.from_model(self.model)
         self.camera = CropCamera(self.res)
+        if self.arkit:
+            if not self.model.has_arkit:
+                raise ValueError("ARKit expressions need a face model with the ARKit keys (facerecon assets build)")
+            self.arkit_prior = ArkitPrior.from_names(self.model.arkit_names)
+            self.arkit_deltas = np.asarray(self.model.arkit_deltas, np.float32)
 
     def __call__(self, i: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, i])
         model = self.model
         id_coeff = rng.standard_normal(model.n_id).astype(np.float32)
         exp_coeff = self.expressions.sample(rng).astype(np.float32)
+        keys = None
+        if self.arkit and rng.random() < self.arkit:  # ARKit keys on top of half the components' expression
+            keys = self.arkit_prior.sample(rng).astype(np.float32)
+            exp_coeff *= 0.5
         albedo_coeff = (0.8 * rng.standard_normal(model.n_albedo)).astype(np.float32)
         identity = model.vertices(id_coeff)
         expression = model.expression_offsets(exp_coeff)
+        if keys is not None:
+            expression = expression + np.tensordot(keys, self.arkit_deltas, axes=1)
         angles = self.poses.sample(rng)
         shape = identity + expression
         scale, shift = self.jitter.sample(rng, self.res)

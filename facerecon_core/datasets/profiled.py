@@ -10,7 +10,8 @@ The face is re-rendered with the photo's own texture (unwrapped, occluded texels
 symmetry), and the rest of the image is warped consistently: the original face is first inpainted
 away, then control points on the face outline and on two rings around it (3D points that turn
 with the head) move to their new projections while the image corners stay. Labels are exact
-relative to the fit.
+relative to the fit. With ``pairs``, each sample also holds a view of another photo of the same person
+(:mod:`facerecon_core.datasets.people`), for the same-person identity term of the geometry stage.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class ProfiledGenerator:
     pitch_turn: float = 0.0  # degrees (±): a uniform pitch tilt per view; 0 keeps the photo's pitch
     yaw_range: float = 0.0  # degrees (±): each view's yaw uniform within it; 0: turns in steps from the photo's
     jitter: CropJitter = PROFILED_JITTER  # the crop's detection jitter
+    pairs: bool = False  # also a view of another photo of the same person (``image_pair``, ``pair_valid``)
 
     def __post_init__(self) -> None:
         if not self.fits:
@@ -75,10 +77,27 @@ class ProfiledGenerator:
         self.expressions = ExpressionPrior.from_model(self.model)
         self.outline = boundary_vertices(self.model.triangles)
         self.camera = CropCamera(self.res)
+        if self.pairs:
+            from facerecon_core.datasets.people import person_of
+
+            persons = [person_of(f.source) for f in self.fits]
+            self.partners = [[j for j, q in enumerate(persons) if q is not None and q == p and j != k]
+                             for k, p in enumerate(persons)]
 
     def __call__(self, i: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, i])
-        fit = self.fits[i % len(self.fits)]
+        sample = self._view(self.fits[i % len(self.fits)], rng)
+        if self.pairs:  # drawn only then, so that the samples without pairs stay as they were
+            partners = self.partners[i % len(self.fits)]
+            if partners:
+                sample["image_pair"] = self._view(self.fits[partners[rng.integers(len(partners))]], rng)["image"]
+            else:
+                sample["image_pair"] = np.zeros_like(sample["image"])
+            sample["pair_valid"] = np.float32(len(partners) > 0)
+        return sample
+
+    def _view(self, fit: PhotoFit, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A new view of ``fit``'s photo with its labels."""
         model = self.model
         identity = fit.identity(model)
         angles = fit.angles.astype(np.float64).copy()
@@ -90,8 +109,10 @@ class ProfiledGenerator:
         if self.pitch_turn > 0:  # drawn only then, so that pitch_turn=0 gives the yaw-only samples unchanged
             tilt = rng.uniform(-1.0, 1.0) * np.radians(self.pitch_turn)
             angles[0] = np.clip(angles[0] + tilt, -MAX_PITCH, MAX_PITCH)
-        exp_coeff = self.expressions.sample(rng) if rng.random() < 0.5 else fit.exp_coeff
-        expression = model.expression_offsets(np.asarray(exp_coeff, np.float32))
+        new_expression = rng.random() < 0.5
+        exp_coeff = self.expressions.sample(rng) if new_expression else fit.exp_coeff
+        expression = (model.expression_offsets(np.asarray(exp_coeff, np.float32)) if new_expression
+                      else fit.expression(model))  # the photo's own, with its ARKit keys when they were fitted
         shape = identity + expression
         scale, shift = self.jitter.sample(rng, self.res)
         translation = place_in_crop(shape[model.landmark_indices], angles, self.res, scale=scale, shift=shift)

@@ -28,7 +28,7 @@ from facerecon_core.io import atomic_write_bytes
 
 INDEX = "index.json"
 MASK_KEYS = frozenset({"face_mask", "uv_visibility"})  # bool arrays, stored as 0/255 PNG
-PNG_KEYS = frozenset({"image", "uv_albedo", "uv_texture"}) | MASK_KEYS  # uint8 images, stored as PNG
+PNG_KEYS = frozenset({"image", "image_pair", "uv_albedo", "uv_texture"}) | MASK_KEYS  # uint8 images, stored as PNG
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 

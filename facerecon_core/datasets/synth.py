@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -39,6 +40,9 @@ class SynthRequest:
     pitch_turn: float = 0.0  # profiled: pitch tilt per view, degrees (±; 0: yaw turns only)
     yaw_range: float = 0.0  # profiled: each view's yaw uniform within ±this, degrees (0: 15° turns)
     head: bool = False  # asm: render the whole BFM head (ears, neck) around the face
+    arkit: float = 0.0  # asm: the share of faces whose expression adds the face model's ARKit keys
+    pairs: bool = False  # profiled: each view with a view of another photo of the same person
+    fit_arkit: bool = False  # profiled, texture: the photo fits also fit the 51 ARKit weights (strong expressions)
 
     def __post_init__(self) -> None:  # photos: None, one path or several, kept as a tuple of paths
         photos = self.photos
@@ -81,6 +85,19 @@ def _variant(request: SynthRequest) -> str:
         raise storage.DatasetError("--crop-jitter applies to asm and profiled data only (texture data keeps the "
                                    "framing of its photos)")
     variant = ""
+    if request.fit_arkit:
+        if request.kind == "asm":
+            raise storage.DatasetError("--fit-arkit applies to profiled and texture data (asm data fits no photo)")
+        variant += " arkit fits"
+    if request.pairs:
+        if request.kind != "profiled":
+            raise storage.DatasetError("--pairs applies to profiled data only")
+        variant += " pairs"
+    if request.arkit:
+        if request.kind != "asm" or not 0.0 < request.arkit <= 1.0:
+            raise storage.DatasetError(f"--arkit applies to asm data only, a share in (0, 1]; got {request.arkit:g} "
+                                       f"for {request.kind}")
+        variant += f" arkit {request.arkit:g}"
     if request.head:
         if request.kind != "asm":
             raise storage.DatasetError("--head applies to asm data only (profiled and texture data show their "
@@ -134,13 +151,14 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
         return AsmGenerator(model, BackgroundBank(photos, seed=request.seed), seed=request.seed, res=request.res,
                             poses=request.poses or PoseRange(), jitter=request.jitter or _default_jitter("asm"),
-                            head=HeadModel.build(model) if request.head else None)
+                            head=HeadModel.build(model) if request.head else None, arkit=request.arkit)
     fits = usable_fits(request, model, photos, progress=False)
     if request.kind == "profiled":
         from facerecon_core.datasets.profiled import ProfiledGenerator
 
         return ProfiledGenerator(model, fits, seed=request.seed, res=request.res, pitch_turn=request.pitch_turn,
-                                 yaw_range=request.yaw_range, jitter=request.jitter or _default_jitter("profiled"))
+                                 yaw_range=request.yaw_range, jitter=request.jitter or _default_jitter("profiled"),
+                                 pairs=request.pairs)
     from facerecon_core.datasets.texture import TextureGenerator
 
     return TextureGenerator(model, fits, seed=request.seed, res=request.res)
@@ -152,7 +170,8 @@ def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], pro
     uses usable fit ``i % n``, so a fit of a later photo would never be used), from the fit cache."""
     from facerecon_core.fitting.photos import fit_photos, fit_report
 
-    fits, failures = fit_photos(photos, model, DATA_FIT, cache=request.fit_cache(), progress=progress,
+    config = dataclasses.replace(DATA_FIT, arkit=True) if request.fit_arkit else DATA_FIT
+    fits, failures = fit_photos(photos, model, config, cache=request.fit_cache(), progress=progress,
                                 need=request.count)
     summary = fit_report(fits, failures, request.fit_cache() / "report.tsv")
     if progress:

@@ -46,7 +46,7 @@ class TextureGenerator:
         scale = self.res / fit.image.shape[0]
         image = cv2.resize(fit.image, (self.res, self.res), interpolation=cv2.INTER_AREA) if scale != 1 else fit.image
         identity = fit.identity(model)
-        expression = model.expression_offsets(fit.exp_coeff)
+        expression = fit.expression(model)
         # the crop camera scales with the crop, so the same pose frames the face in the resized crop
         verts_cam = to_camera(identity + expression, fit.angles, fit.translation)
         _, mask = render_face(verts_cam, model.triangles, model.albedo_mean, fit.sh, image, camera)

@@ -16,7 +16,7 @@ import torch
 from facerecon_core.datasets.scene import degrade
 from facerecon_core.datasets.storage import PNG_KEYS, ShardedDataset
 
-IMAGE_KEYS = frozenset({"image", "uv_albedo", "uv_texture"})
+IMAGE_KEYS = frozenset({"image", "image_pair", "uv_albedo", "uv_texture"})
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class FaceDataset(torch.utils.data.Dataset):
     """Samples of one or more dataset folders as tensors.
 
     Images become float (C, H, W) in [0, 1], masks float (1, H, W), everything else float32
-    tensors of the stored shape. Only ``image`` is augmented.
+    tensors of the stored shape. Only ``image`` (and a same-person ``image_pair``) is augmented.
     """
 
     def __init__(self, folders: list[str | Path], augment: Augment | None = Augment(), seed: int = 0):
@@ -71,7 +71,10 @@ class FaceDataset(torch.utils.data.Dataset):
         part = int(np.searchsorted(self.offsets, index, side="right")) - 1
         sample = self.parts[part][index - int(self.offsets[part])]
         if self.augment is not None:
-            sample["image"] = self.augment(sample["image"], np.random.default_rng([self.seed, self.epoch, index]))
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            sample["image"] = self.augment(sample["image"], rng)
+            if "image_pair" in sample:
+                sample["image_pair"] = self.augment(sample["image_pair"], rng)
         return {key: to_tensor(key, value) for key, value in sample.items()}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerecon_core.datasets.people import PERSON_COLUMNS
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pipeline.arkit import ArkitSolver
 
@@ -24,17 +25,19 @@ EXPECTED = {  # what each label's weights should raise (the issue's reading of A
 }
 
 
-def labelled_photos(shared: Path, every: int = 3, limit: int | None = None) -> list[tuple[str, Path, str]]:
-    """(set, photo, label) of every ``every``-th labelled photo of each set; labels in one vocabulary."""
+def labelled_photos(shared: Path, every: int = 3, limit: int | None = None) -> list[tuple[str, Path, str, str]]:
+    """(set, photo, label, person) of every ``every``-th labelled photo of each set; labels in one vocabulary,
+    persons as ``set/id``."""
     out = []
     for name, column in SETS.items():
         with open(shared / "faces" / name / "labels.csv", newline="") as fh:
             rows = sorted(csv.DictReader(fh), key=lambda r: r["file"])
         for row in rows[::every]:
             label = row[column].strip().lower()
+            label = "neutral" if label.startswith("neutral") else label  # taiwan's type-0 baseline: "neutral?(…)"
             label = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "surprised": "surprise",
                      "sadness": "sad", "happiness": "happy"}.get(label, label)
-            out.append((name, shared / "faces" / name / row["file"], label))
+            out.append((name, shared / "faces" / name / row["file"], label, f"{name}/{row[PERSON_COLUMNS[name]]}"))
     return out if limit is None else out[:limit]
 
 
@@ -46,7 +49,7 @@ def expression_suite(methods: list, model: FaceModel, shared: Path, every: int =
     solver = ArkitSolver.of(model)
     region = model.face_vertices()
     per_method: dict[str, list] = {m.name: [] for m in methods}
-    for set_name, path, label in labelled_photos(shared, every, limit):
+    for set_name, path, label, _ in labelled_photos(shared, every, limit):
         try:
             prep = prepare_photo(_load(path))
         except ValueError:

@@ -32,7 +32,8 @@ from facerecon_core.detect.crop import Crop
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pose import CropCamera, to_camera
 
-PEER_NAMES = ("3ddfa_v2", "mean-face", "fit")
+PEER_NAMES = ("3ddfa_v2", "mean-face", "fit", "fit-arkit")
+DEFAULT_PEERS = PEER_NAMES[:3]  # what `facerecon eval` compares with unless --peer says otherwise
 TDDFA_DIR = Path("peers/3ddfa_v2")  # relative to the shared folder
 TDDFA_SIZE = 120
 
@@ -239,16 +240,19 @@ class MeanFacePeer(Peer):
 
 # ------------------------------------------------------------------------------------------ fit
 class FitPeer(Peer):
-    """Landmark-only fit of the face model (identity, expression, pose); neutral = its identity part."""
+    """Landmark-only fit of the face model (identity, expression, pose); neutral = its identity part. With
+    ``arkit`` (peer ``fit-arkit``) the expression also takes the face model's ARKit keys, as ``data synth
+    --fit-arkit`` fits the training photos: the expressions suite then shows what those labels hold."""
 
     name = "fit"
     needs_landmarks = True
 
-    def __init__(self, model: FaceModel, landmark_steps: int = 300):
+    def __init__(self, model: FaceModel, landmark_steps: int = 300, arkit: bool = False):
         from facerecon_core.fitting import FitConfig, Fitter
 
-        self.model = model
-        self.fitter = Fitter(model, FitConfig(landmark_steps=landmark_steps, photometric_steps=0))
+        self.model, self.arkit = model, arkit
+        self.name = "fit-arkit" if arkit else "fit"
+        self.fitter = Fitter(model, FitConfig(landmark_steps=landmark_steps, photometric_steps=0, arkit=arkit))
 
     def reconstruct_batch(self, crops, landmarks):
         import torch
@@ -256,7 +260,7 @@ class FitPeer(Peer):
         m = self.model
         with torch.inference_mode(False):
             res = self.fitter.fit(np.asarray(crops), np.asarray(landmarks, np.float64), progress=False)
-        shapes = m.vertices(res.id_coeff, res.exp_coeff).astype(np.float64)
+        shapes = res.shape(m).astype(np.float64)
         neutrals = m.vertices(res.id_coeff).astype(np.float64)
         return [_posed_output(shapes[b], neutrals[b], res.angles[b], res.translation[b], m.landmark_indices,
                               crops.shape[1]) for b in range(len(crops))]
@@ -270,8 +274,8 @@ def make_peers(names, model: FaceModel, threads: int | None = None) -> list[Peer
             out.append(ThreeDDFAV2Peer(model, threads=threads))
         elif name == "mean-face":
             out.append(MeanFacePeer(model))
-        elif name == "fit":
-            out.append(FitPeer(model))
+        elif name in ("fit", "fit-arkit"):
+            out.append(FitPeer(model, arkit=name == "fit-arkit"))
         else:
             raise ValueError(f"unknown peer {name!r} (choose from {', '.join(PEER_NAMES)})")
     return out

@@ -167,6 +167,24 @@ def _arkit_heatmaps(expressions: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _same_person_plot(curves: dict, path: Path) -> None:
+    """Identity error against the number of photos of one person combined, per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    for name, c in curves.items():
+        ax.errorbar(c["photos"], c["mean_mm"], yerr=np.array(c["std_mm"]) / np.sqrt(c["groups"]), marker="o",
+                    capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+    ax.set_xlabel("photos of the person combined")
+    ax.set_ylabel("identity error, point-to-plane (mm)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _albedo_bars(summary: dict, path: Path) -> None:
     """Grouped bars: each method's albedo error over the seen texels and the whole face, raw and after gain."""
     plt = _pyplot()
@@ -298,6 +316,39 @@ def _markdown(results: dict) -> str:
                 top = sorted(weights.items(), key=lambda kv: -kv[1])[:5]
                 lines.append(f"| {label} | {m['labels'][label]} | " + ", ".join(f"{k} {v:.2f}" for k, v in top) + " |")
         lines += ["", "![mean ARKit weights per label](arkit_weights.png)", ""]
+    ident = results.get("identity")
+    if ident:
+        lines += ["## Identity across expressions and photos", "",
+                  f"Every {ident['every']}-th labelled photo of taiwan_expr_faces and jaffe ({ident['photos']} photos, "
+                  f"{ident['people']} people, labels {', '.join(ident['labels'])}). Retrieval: the share of photos "
+                  "whose nearest other photo with another expression label, by the similarity-aligned neutral shape "
+                  "(higher is better) or by the expression offsets (leak: lower is better), shows the same person. "
+                  "Expression accuracy: leave-one-person-out nearest neighbour (chance "
+                  f"{100 / max(len(ident['labels']), 1):.0f} %). Spread: mean RMS distance (mm) of the aligned "
+                  "neutral shapes within one person and between people.", "",
+                  "| method | identity retrieval | identity leak into expression | expression accuracy (ARKit) | "
+                  "expression accuracy (offsets) | spread within / between (mm) |", "|---|---|---|---|---|---|"]
+        for name, m in ident["methods"].items():
+            for label, row in ((name, m), (f"{name}, held-out people ({ident.get('heldout_people', 0)}, "
+                                           f"{ident.get('heldout_photos', 0)} photos)", m.get("heldout"))):
+                if row:
+                    lines.append(
+                        f"| {label} | {100 * row['identity_retrieval']:.1f} % | {100 * row['expression_leak']:.1f} % | "
+                        f"{100 * row['expression_accuracy_arkit']:.1f} % | "
+                        f"{100 * row['expression_accuracy_offsets']:.1f} % | {row['within_mm']:.2f} / "
+                        f"{row['between_mm']:.2f} |")
+        curves = ident.get("same_person", {})
+        if curves:
+            first = next(iter(curves.values()))
+            lines += ["", f"Several photos of one person (synthetic, seed {first['seed']}): {first['people']} people "
+                      f"× {first['per_person']} photos, each with its own expression, pose and light; the identity "
+                      "combined from n photos as `--same-person` does, point-to-plane error to the true neutral "
+                      "face (mm), mean over disjoint groups:", "",
+                      "| method | " + " | ".join(f"{n} photo{'s' if n > 1 else ''}" for n in first["photos"]) + " |",
+                      "|---|" + "---|" * len(first["photos"])]
+            for name, c in curves.items():
+                lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in c["mean_mm"]) + " |")
+            lines += ["", "![identity error against photos combined](same_person.png)", ""]
     sp = results.get("speed")
     if sp:
         lines += ["## Speed (this machine)", "", "| method | ms / face (one at a time) | ms / face (batches of 16) |",
@@ -341,6 +392,8 @@ def write_report(results: dict, out_dir: Path, model: FaceModel) -> Path:
             _albedo_bars(ph["albedo_recovery"]["summary"], out_dir / "albedo_recovery.png")
     if results.get("expressions"):
         _arkit_heatmaps(results["expressions"], out_dir / "arkit_weights.png")
+    if results.get("identity", {}).get("same_person"):
+        _same_person_plot(results["identity"]["same_person"], out_dir / "same_person.png")
     if lm and "_photo_examples" in lm:
         _landmark_overlays(*lm["_photo_examples"], out_dir / "examples_photos.png")
     (out_dir / "results.json").write_text(json.dumps(_plain(results), indent=1))

@@ -16,10 +16,10 @@ import numpy as np
 from facerecon_core.datasets.scene import CropJitter
 from facerecon_core.detect.crop import Crop
 from facerecon_core.eval import metrics
-from facerecon_core.eval.peers import OursPeer, Peer, PeerOutput, ThreeDDFAV2Peer
+from facerecon_core.eval.peers import FitPeer, OursPeer, Peer, PeerOutput, ThreeDDFAV2Peer
 from facerecon_core.facemodel import FaceModel
 
-SUITES = ("synthetic", "landmarks", "photometric", "expressions", "speed")
+SUITES = ("synthetic", "landmarks", "photometric", "expressions", "identity", "speed")
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.01))  # |yaw| degrees
 EXPRESSION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, np.inf))  # mean expression displacement, mm
 SYNTHETIC_LANDMARK_NOISE = 0.008  # σ of the noise on the GT landmarks given to the peers (× crop size)
@@ -487,9 +487,19 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
         from facerecon_core.eval.expressions import expression_suite
 
         t = time.perf_counter()
-        chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))]
+        chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))
+                  or (isinstance(m, FitPeer) and m.arkit)]
         results["expressions"] = expression_suite(chosen, model, shared, limit=photo_limit, verbose=verbose)
         results["expressions"]["timing_s"] = time.perf_counter() - t
+    if "identity" in suites and model.has_arkit:
+        from facerecon_core.eval.identity import identity_suite, same_person_curve
+
+        t = time.perf_counter()
+        chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))]
+        results["identity"] = identity_suite(chosen, model, shared, limit=photo_limit, verbose=verbose)
+        results["identity"]["same_person"] = {m.name: same_person_curve(m, model, seed=seed, verbose=verbose)
+                                              for m in chosen}
+        results["identity"]["timing_s"] = time.perf_counter() - t
     if "speed" in suites:
         results["speed"] = speed_suite(methods, model, seed=seed)
         if prepared:

@@ -63,8 +63,11 @@ class SyntheticFaces:
 
     def __init__(self, model: FaceModel, seed: int, count: int, res: int = 256,
                  backgrounds: BackgroundBank | None = None, poses: PoseRange = EVAL_POSES,
-                 jitter: CropJitter = EVAL_JITTER, head: HeadModel | None = None):
+                 jitter: CropJitter = EVAL_JITTER, head: HeadModel | None = None, same_identity: int = 1):
+        """``same_identity``: faces ``i`` with the same ``i // same_identity`` share their identity (several photos
+        of one person: each with its own expression, pose, light and background)."""
         self.model, self.seed, self.count, self.res, self.poses = model, int(seed), int(count), res, poses
+        self.same_identity = max(1, int(same_identity))
         self.jitter, self.head = jitter, head
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
         self.camera = CropCamera(res)
@@ -85,6 +88,9 @@ class SyntheticFaces:
         rng = np.random.default_rng([EVAL_STREAM, self.seed, i])
         m = self.model
         id_coeff = rng.standard_normal(m.n_id)
+        if self.same_identity > 1:
+            id_coeff = np.random.default_rng([EVAL_STREAM, self.seed, 1 << 20, i // self.same_identity]
+                                             ).standard_normal(m.n_id)
         exp_coeff = self.expressions.sample(rng)
         neutral = m.vertices(id_coeff).astype(np.float64)
         offsets = m.expression_offsets(exp_coeff).astype(np.float64)

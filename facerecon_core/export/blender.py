@@ -130,6 +130,8 @@ class FaceMeshData:
     arkit_keys: dict[str, np.ndarray] | None = None  # ARKit name -> (V, 3) absolute positions (identity + key)
     arkit_weights: dict[str, float] | None = None  # their solved values
     residual: np.ndarray | None = None  # (V, 3) identity + the expression the keys do not give
+    photo_keys: dict[str, np.ndarray] | None = None  # one person from several photos: photo name -> (V, 3)
+    # identity + that photo's expression
 
     @property
     def n_vertices(self) -> int:
@@ -166,6 +168,9 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
     if rec.arkit_weights is not None and rec.arkit_keys is not None:  # personalised: the keys on this identity
         arkit_keys = {name: basis + to_blender(key) for name, key in zip(rec.arkit_weights, rec.arkit_keys)}
         residual = basis + to_blender(rec.arkit_residual)
+    photo_keys = None
+    if rec.photo_expressions:
+        photo_keys = {name: basis + to_blender(offsets) for name, offsets in rec.photo_expressions.items()}
     confidence = None
     if rec.texture_confidence is not None:
         from facerecon_core import imageops
@@ -175,7 +180,7 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
     return FaceMeshData(basis=basis, expression=expression, triangles=triangles, loop_uvs=loop_uvs,
                         texture=albedo_pixels(albedo), texture_size=int(albedo.shape[0]), exp_keys=keys,
                         confidence=confidence, arkit_keys=arkit_keys, arkit_weights=rec.arkit_weights,
-                        residual=residual)
+                        residual=residual, photo_keys=photo_keys)
 
 
 def scene_properties(rec: FaceReconstruction, model_version: str = "") -> dict[str, object]:

@@ -1,5 +1,6 @@
 """Binary glTF 2.0 (GLB): the identity mesh with the expression as morph targets: the 51 ARKit keys at their
-solved weights plus "Expression residual" (or, without the rig, one target "Expression").
+solved weights plus "Expression residual" (or, without the rig, one target "Expression"); for one person from
+several photos, then one target per photo (its expression), named after the photo, at weight 0.
 
 Written directly (JSON + one binary buffer; no dependency): trimesh cannot export morph targets.
 glTF is +Y up in metres; the face model's frame is already y up / z toward the viewer, so the
@@ -110,6 +111,14 @@ def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
             "POSITION": buf.accessor(offsets, "VEC3", _ARRAY_BUFFER, bounds=True),
             "NORMAL": buf.accessor(normal_delta.astype(np.float32), "VEC3", _ARRAY_BUFFER),
         }]
+    for photo, offsets in (rec.photo_expressions or {}).items():  # one person from several photos: each one's
+        names.append(photo)  # expression, off by default (the head is neutral)
+        weights.append(0.0)
+        target = {"POSITION": buf.sparse((np.asarray(offsets, np.float64) * MM_TO_M).astype(np.float32))}
+        if "NORMAL" in targets[0]:  # every target carries the same attributes
+            shifted = vertex_normals(identity + offsets, rec.triangles) - normals
+            target["NORMAL"] = buf.accessor(shifted.astype(np.float32), "VEC3", _ARRAY_BUFFER)
+        targets.append(target)
     image_view = buf.view(encode_png(texture))
     doc = {
         "asset": {"version": "2.0", "generator": "facerecon"},

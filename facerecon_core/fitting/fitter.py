@@ -47,6 +47,8 @@ class FitConfig:
     lr: float = 0.02  # Adam step for coefficients, angles (rad) and SH
     lr_translation: float = 2.0  # Adam step for the translation, mm
     lr_offsets: float = 0.05  # mm
+    arkit: bool = False  # also fit the face model's 51 ARKit weights, each in [0, 1], beside the components
+    arkit_prior: float = 0.2  # L1 on the ARKit weights (sparse: a key moves only when the photo asks for it)
 
 
 @dataclass
@@ -64,19 +66,23 @@ class FitResult:
     landmark_error: np.ndarray  # (B,) mean landmark error in crop pixels
     crop_size: int
     losses: dict[str, dict[str, float]] = field(default_factory=dict)  # stage → term → final value
+    arkit_weights: np.ndarray | None = None  # (B, K) in [0, 1], the face model's ARKit keys (FitConfig.arkit)
 
     def shape(self, model: FaceModel) -> np.ndarray:
-        """Fitted shapes in the model frame (B, V, 3): identity + expression (+ offsets)."""
+        """Fitted shapes in the model frame (B, V, 3): identity + expression (+ ARKit keys) (+ offsets)."""
         verts = model.vertices(self.id_coeff, self.exp_coeff)
+        if self.arkit_weights is not None:
+            verts = verts + np.tensordot(self.arkit_weights, np.asarray(model.arkit_deltas, np.float32), axes=1)
         return verts if self.offsets is None else verts + self.offsets
 
 
 class _Params(torch.nn.Module):
-    def __init__(self, model: FaceModel, angles, translation, fit_offsets: bool):
+    def __init__(self, model: FaceModel, angles, translation, fit_offsets: bool, fit_arkit: bool = False):
         super().__init__()
         b = len(angles)
         self.id = torch.nn.Parameter(torch.zeros(b, model.n_id))
         self.exp = torch.nn.Parameter(torch.zeros(b, model.n_exp))
+        self.arkit = torch.nn.Parameter(torch.zeros(b, len(model.arkit_names))) if fit_arkit else None
         self.albedo = torch.nn.Parameter(torch.zeros(b, model.n_albedo))
         self.angles = torch.nn.Parameter(torch.as_tensor(angles, dtype=torch.float32))
         self.translation = torch.nn.Parameter(torch.as_tensor(translation, dtype=torch.float32))
@@ -104,6 +110,12 @@ class Fitter:
         weights = torch.ones(68, device=self.device)
         weights[JAW] = config.jaw_weight
         self.lm_weights = weights
+        self.arkit_basis = self.lm_arkit = None
+        if config.arkit:
+            if not model.has_arkit:
+                raise ValueError("FitConfig.arkit needs a face model with the ARKit keys (facerecon assets build)")
+            self.arkit_basis = t(np.asarray(model.arkit_deltas, np.float32))
+            self.lm_arkit = self.arkit_basis[:, self.lm_index]
 
     # ------------------------------------------------------------------------------ API
     def fit(self, crops: np.ndarray, landmarks: np.ndarray, progress: bool = True) -> FitResult:
@@ -115,7 +127,7 @@ class Fitter:
             raise ValueError(f"expected landmarks of shape ({len(crops)}, 68, 2), got {landmarks.shape}")
         size = crops.shape[1]
         angles, translation = self._initial_pose(landmarks, size)
-        params = _Params(self.model, angles, translation, self.config.fit_offsets).to(self.device)
+        params = _Params(self.model, angles, translation, self.config.fit_offsets, self.config.arkit).to(self.device)
         target = torch.as_tensor(landmarks, dtype=torch.float32, device=self.device)
         losses = {"landmarks": self._run(params, target, size, None, progress)}
         if self.config.photometric_steps > 0:
@@ -158,7 +170,7 @@ class Fitter:
             angles=cpu(params.angles), translation=cpu(params.translation), sh=cpu(params.sh),
             offsets=None if params.offsets is None else cpu(params.offsets),
             landmarks=cpu(projected), landmark_error=cpu(landmark_error(projected, target)), crop_size=size,
-            losses=losses,
+            losses=losses, arkit_weights=None if params.arkit is None else cpu(params.arkit),
         )
 
     # ------------------------------------------------------------------------ stages
@@ -168,7 +180,8 @@ class Fitter:
         cfg = self.config
         photometric = image is not None
         groups = [
-            {"params": [params.id, params.exp, params.angles], "lr": cfg.lr},
+            {"params": [params.id, params.exp, params.angles, *([params.arkit] if params.arkit is not None else [])],
+             "lr": cfg.lr},
             {"params": [params.translation], "lr": cfg.lr_translation},
         ]
         if photometric:
@@ -188,6 +201,9 @@ class Fitter:
             total = sum(terms.values())
             total.mean().backward()
             optimiser.step()
+            if params.arkit is not None:  # projected back into [0, 1]
+                with torch.no_grad():
+                    params.arkit.clamp_(0.0, 1.0)
             bar.set_postfix({k: f"{v.mean().item():.3g}" for k, v in terms.items()})
             if callback is not None:
                 callback(step, {k: float(v.detach().mean()) for k, v in terms.items()})
@@ -201,6 +217,8 @@ class Fitter:
             "id_prior": cfg.id_prior * gaussian_prior(params.id),
             "exp_prior": cfg.exp_prior * gaussian_prior(params.exp),
         }
+        if params.arkit is not None:  # the weights are ≥ 0: their sum is their L1 norm
+            terms["arkit_prior"] = cfg.arkit_prior * params.arkit.sum(-1)
         if image is None:
             return terms
         render, mask = self._render(params)
@@ -217,6 +235,8 @@ class Fitter:
         base = self.mean if params.base is None else params.base
         verts = base + torch.einsum("bk,kvc->bvc", params.id, self.id_basis) \
             + torch.einsum("bk,kvc->bvc", params.exp, self.exp_basis)
+        if params.arkit is not None:
+            verts = verts + torch.einsum("bk,kvc->bvc", params.arkit, self.arkit_basis)
         return verts if params.offsets is None else verts + params.offsets
 
     def _to_camera(self, verts: torch.Tensor, params: _Params) -> torch.Tensor:
@@ -226,6 +246,8 @@ class Fitter:
         base = self.lm_mean if params.base is None else params.base[:, self.lm_index]
         verts = base + torch.einsum("bk,kvc->bvc", params.id, self.lm_id) \
             + torch.einsum("bk,kvc->bvc", params.exp, self.lm_exp)
+        if params.arkit is not None:
+            verts = verts + torch.einsum("bk,kvc->bvc", params.arkit, self.lm_arkit)
         if params.offsets is not None:
             verts = verts + params.offsets[:, self.lm_index]
         # the render camera counts pixels from the image corner; facerecon's points from pixel centres

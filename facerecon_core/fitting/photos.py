@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,8 @@ class PhotoFit:
     offsets: np.ndarray  # (V, 3), zeros when offsets were not fitted
     landmarks: np.ndarray  # (68, 2) fitted landmarks in crop pixels
     landmark_error: float  # mean pixel error of the fit in the crop
+    arkit_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (K,) ARKit weights when
+    # fitted (FitConfig.arkit), else empty
 
     def usable(self, max_error: float = 0.02) -> bool:
         """Whether the fit is good enough to build data on: mean landmark error ≤ ``max_error`` × crop size."""
@@ -50,7 +52,14 @@ class PhotoFit:
 
     def shape(self, model: FaceModel) -> np.ndarray:
         """Fitted shape (V, 3) in the model frame."""
-        return model.vertices(self.id_coeff, self.exp_coeff) + self.offsets
+        return self.identity(model) + self.expression(model)
+
+    def expression(self, model: FaceModel) -> np.ndarray:
+        """Fitted expression offsets (V, 3): the components', plus the ARKit keys' when they were fitted."""
+        offsets = model.expression_offsets(self.exp_coeff)
+        if len(self.arkit_weights):
+            offsets = offsets + np.tensordot(self.arkit_weights, np.asarray(model.arkit_deltas, np.float32), axes=1)
+        return offsets
 
     def identity(self, model: FaceModel) -> np.ndarray:
         """Fitted neutral shape (V, 3): identity plus offsets, no expression."""
@@ -141,6 +150,8 @@ def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | Non
                 sh=result.sh[b], offsets=(np.zeros((model.n_vertices, 3), np.float32) if result.offsets is None
                                           else result.offsets[b]),
                 landmarks=result.landmarks[b], landmark_error=float(result.landmark_error[b]),
+                arkit_weights=(np.zeros(0, np.float32) if result.arkit_weights is None
+                               else result.arkit_weights[b].astype(np.float32)),
             )
             if cached is not None:
                 fit.save(cached)

@@ -83,6 +83,8 @@ class GeometryWeights:
     reg: float = 1e-3
     tau: float = 5e-2
     unit_mm: float = 10.0  # ASM losses measure millimetres in this unit (10 = centimetres)
+    same_person: float = 0.0  # our extension (docs/paper-notes.md): L_same between the identity ASMs of two photos
+    # of one person (profiled data made with --pairs); 0: off, as in the paper
 
 
 @dataclass

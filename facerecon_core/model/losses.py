@@ -48,6 +48,15 @@ def asm_loss(a_id: torch.Tensor, a_exp: torch.Tensor, gt_id: torch.Tensor, gt_ex
     return (d_id + d_exp).mean() / unit_mm**2
 
 
+def same_person_loss(a_id: torch.Tensor, b_id: torch.Tensor, valid: torch.Tensor, weight_mask: torch.Tensor,
+                     unit_mm: float = 10.0) -> torch.Tensor:
+    """L_same (our extension): mean over the valid pairs and texels of W·‖A_id(a) − A_id(b)‖², the identity maps of
+    two photos of one person (maps [B, 3, H, W], ``valid`` [B] in {0, 1}); 0 without a valid pair."""
+    per_pair = ((a_id - b_id).square().sum(1) * weight_mask).mean(dim=(1, 2))
+    valid = valid.reshape(-1).to(per_pair.dtype)
+    return (per_pair * valid).sum() / valid.sum().clamp(min=1.0) / unit_mm**2
+
+
 def flip_asm(a: torch.Tensor) -> torch.Tensor:
     """F_h: the mirror face's map: flip the UV columns (the layout is symmetric about u = 0.5) and negate x."""
     sign = torch.tensor([-1.0, 1.0, 1.0], dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
@@ -279,6 +288,10 @@ def geometry_step(net: DualStreamNet, loss: GeometryLoss, batch: dict, optimizer
     optimizer.zero_grad(set_to_none=True)
     out = net.geometry(batch["image"])
     terms = loss(out, batch, net.asm_to_vertices(out.I_g))
+    if loss.w.same_person > 0 and "pair_valid" in batch and bool(batch["pair_valid"].any()):
+        pair = net.geometry(batch["image_pair"])  # the whole batch (zeros where no pair): BatchNorm sees a full one
+        terms["same"] = same_person_loss(out.A_id, pair.A_id, batch["pair_valid"], loss.weight_mask, loss.w.unit_mm)
+        terms["total"] = terms["total"] + loss.w.same_person * terms["same"]
     terms["total"].backward()
     optimizer.step()
     return {k: float(v.detach()) for k, v in terms.items()}

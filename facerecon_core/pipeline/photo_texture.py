@@ -216,7 +216,7 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     # occluder's, a grazing angle's) brings no sharp contrast into the fine bands
     mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], network)
     own = np.where(confidence[..., None] > 0.5, albedo, mirrored)
-    blended = network + _pyramid_blend([own - mirrored, mirrored - network], _cumulative([confidence, mirror]), config)
+    blended = network + pyramid_blend([own - mirrored, mirrored - network], over_weights([confidence, mirror]), config)
     total = confidence + mirror
     albedo = np.where(confidence[..., None] > 0, albedo, 0.0)
     blended *= 255.0
@@ -434,7 +434,7 @@ def _colour_gain(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray
     return np.clip(gain, 0.5, 2.0).astype(np.float32)
 
 
-def _cumulative(weights: list[np.ndarray]) -> list[np.ndarray]:
+def over_weights(weights: list[np.ndarray]) -> list[np.ndarray]:
     """Weights of layers a over (b over (… z)) as weights of the differences a − b, b − c, …:
     1 − Π (1 − w)."""
     out, rest = [], np.ones_like(weights[0])
@@ -444,9 +444,9 @@ def _cumulative(weights: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def _pyramid_blend(differences: list[np.ndarray], weights: list[np.ndarray], config: PhotoTextureConfig) -> np.ndarray:
+def pyramid_blend(differences: list[np.ndarray], weights: list[np.ndarray], config: PhotoTextureConfig) -> np.ndarray:
     """Multi-band blend: Σ over Laplacian levels of each difference image times its weight blurred to that level
-    (with :func:`_cumulative` weights, the layers a over (b over (… z)) minus z)."""
+    (with :func:`over_weights` weights, the layers a over (b over (… z)) minus z)."""
     images = [np.asarray(d, np.float32) for d in differences]
     weights = [np.asarray(w, np.float32)[..., None] for w in weights]
     bands = []

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from facerecon_core import paths
-from facerecon_core.detect import Crop, DetectedFace, FaceDetector, LandmarkDetector
+from facerecon_core.detect import Crop, DetectedFace, FaceDetector, LandmarkDetector, NoFaceError
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.inference import BundleError, ModelBundle
 from facerecon_core.pipeline import crop as crop_stage
@@ -31,6 +31,8 @@ from facerecon_core.pipeline.arkit import ArkitSolver
 from facerecon_core.pipeline.decode import DecodedFace, Decoder
 from facerecon_core.pipeline.detect import find_faces, load_image
 from facerecon_core.pipeline.photo_texture import TEXTURE_MODES, photo_texture
+from facerecon_core.pipeline.same_person import PersonReconstruction, PhotoInput, SamePersonConfig, unique_names
+from facerecon_core.pipeline.same_person import combine as combine_photos
 from facerecon_core.pose import CropCamera, to_camera
 from facerecon_core.reconstruction import FaceReconstruction
 
@@ -117,6 +119,7 @@ class RunDetails:
     second_crop: Crop  # pass 2 (``recrop``): from the predicted landmarks (= first_crop when off or not accepted)
     recropped: bool  # whether the predicted landmarks were used for the second crop
     refine_losses: dict[str, float] = field(default_factory=dict)
+    albedo_map: np.ndarray | None = None  # (A, A, 3) the texture stream's UV albedo map in [0, 1] (after refinement)
 
 
 class Reconstructor:
@@ -296,11 +299,49 @@ class Reconstructor:
                 arkit_residual=arkit[i].residual if arkit[i] else None,
                 arkit_keys=solver.deltas if solver else None,
             ))
-        self.last_run = [RunDetails(face, c1, c2, ok, refine_losses)
-                         for face, c1, c2, ok in zip(faces, crops1, crops2, recropped)]
+        self.last_run = [RunDetails(face, c1, c2, ok, refine_losses, albedo_maps[i])
+                         for i, (face, c1, c2, ok) in enumerate(zip(faces, crops1, crops2, recropped))]
         return results
 
     __call__ = reconstruct
+
+    def reconstruct_person(self, images: list, *, name: str | None = None, sources: list[str] | None = None,
+                           progress: Progress | None = None, config: SamePersonConfig = SamePersonConfig()
+                           ) -> PersonReconstruction:
+        """Several photos of one person (paths or H×W×3 uint8 RGB arrays; the largest face of each) → one identity,
+        each photo's expression and pose, one texture (see :mod:`facerecon_core.pipeline.same_person`).
+
+        A photo that cannot be read or shows no face is left out (listed in ``skipped``); when none is left the
+        first photo's error is raised. ``name``: the person's name (default: the first photo's); ``sources``: the
+        photos' names (default: their file names, for arrays ``photoN``)."""
+        from facerecon_core.io.photo import PhotoError
+
+        if not images:
+            raise ValueError("reconstruct_person needs at least one photo")
+        report = progress or self.progress
+        inputs, skipped, errors = [], [], []
+        count = len(images)
+        stems = [Path(s).stem for s in sources] if sources else [
+            Path(str(im)).stem if isinstance(im, (str, os.PathLike)) else f"photo{k + 1}" for k, im in enumerate(images)]
+        for k, (image, stem) in enumerate(zip(images, unique_names(stems))):
+            def scaled(stage: str, fraction: float, k=k):
+                return None if report is None else report(stage, 0.9 * (k + fraction) / count)
+
+            try:
+                photo, source = load_image(image)
+                rec = self.reconstruct(photo, source=source if sources is None else sources[k], progress=scaled)[0]
+            except (PhotoError, NoFaceError) as exc:
+                skipped.append((stem, str(exc).splitlines()[0]))
+                errors.append(exc)
+                continue
+            details = self.last_run[0]
+            inputs.append(PhotoInput(stem, photo, rec, details.albedo_map, details.detection.landmarks[MOUTH_OPENING]))
+        if not inputs:
+            raise errors[0]
+        self._check(report, "combine", 0.9)
+        person = combine_photos(inputs, self.facemodel, name or inputs[0].name, self.texture, config, skipped)
+        self._check(report, "done", 1.0)
+        return person
 
     # ----------------------------------------------------------------------------- helpers
     def _check(self, report: Progress | None, stage: str, fraction: float) -> None:
@@ -385,3 +426,10 @@ def reconstruct(image: np.ndarray | str | os.PathLike, *, model: str | os.PathLi
     """
     return Reconstructor(model, refine=refine, texture=texture,
                          texture_size=texture_size).reconstruct(image, all_faces=all_faces)
+
+
+def reconstruct_person(images: list, *, model: str | os.PathLike | ModelBundle | None = None, name: str | None = None,
+                       texture: str = "photo", texture_size: int = 512) -> PersonReconstruction:
+    """Several photos of one person → one identity, each photo's expression, one texture (see
+    :meth:`Reconstructor.reconstruct_person`); ``.reconstruction()`` of the result goes to the writers."""
+    return Reconstructor(model, texture=texture, texture_size=texture_size).reconstruct_person(images, name=name)

@@ -61,9 +61,21 @@ def repeat_per_folder(ids: np.ndarray, offsets: np.ndarray, repeats: list[int]) 
     return np.repeat(ids, np.asarray(repeats)[folder])
 
 
+PAIR_KEYS = ("image_pair", "pair_valid")  # a same-person view: samples without one get zeros (pair_valid 0)
+
+
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The keys every sample has, stacked; the same-person pair keys when any sample has them (zeros for the
+    others, so a batch mixing data kinds keeps its pairs)."""
     keys = set.intersection(*(set(s) for s in samples))
-    return {k: torch.stack([s[k] for s in samples]) for k in sorted(keys)}
+    out = {k: torch.stack([s[k] for s in samples]) for k in sorted(keys)}
+    having = [s for s in samples if all(k in s for k in PAIR_KEYS)]
+    if having and "image" in out:
+        for key in PAIR_KEYS:
+            template = torch.zeros_like(having[0][key])
+            out[key] = torch.stack([s.get(key, template) if all(k in s for k in PAIR_KEYS) else template
+                                    for s in samples])
+    return out
 
 
 def held_out_batch(dataset: torch.utils.data.Dataset, ids, model: ModelConfig, device="cpu") -> dict:
@@ -80,7 +92,8 @@ def adapt_batch(batch: dict[str, torch.Tensor], model: ModelConfig) -> dict[str,
     """
     out = dict(batch)
     size = batch["image"].shape[-1]
-    targets = {"image": model.input_size, "face_mask": model.input_size, "asm_id": model.geometry.asm_size,
+    targets = {"image": model.input_size, "image_pair": model.input_size, "face_mask": model.input_size,
+               "asm_id": model.geometry.asm_size,
                "asm_exp": model.geometry.asm_size, "uv_albedo": model.texture.tex_size,
                "uv_texture": model.texture.tex_size, "uv_visibility": model.texture.tex_size}
     for key, target in targets.items():
