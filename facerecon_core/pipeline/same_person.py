@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from facerecon_core.facemodel import FaceModel
-from facerecon_core.pipeline.photo_texture import PhotoTextureConfig, over_weights, pyramid_blend, texture_masks
+from facerecon_core.pipeline.photo_texture import (PhotoTextureConfig, colour_gain, over_weights, pyramid_blend,
+                                                   texture_masks)
 from facerecon_core.pose import matrix_to_euler, to_camera, umeyama
 from facerecon_core.reconstruction import FaceReconstruction
 
@@ -104,13 +105,9 @@ def combine_textures(textures: list[np.ndarray], confidences: list[np.ndarray], 
     order = np.argsort(-np.asarray(ranks, np.float64), kind="stable")
     layers = [np.asarray(textures[i], np.float32) / 255.0 for i in order]
     weights = [np.clip(np.asarray(confidences[i], np.float32), 0.0, 1.0) for i in order]
-    reference, seen = layers[0], weights[0] > 0.6
-    for k in range(1, len(layers)):
-        both = np.flatnonzero(skin & seen & (weights[k] > 0.6))
-        if len(both) >= 200:
-            gain = (np.median(reference.reshape(-1, 3)[both], axis=0)
-                    / np.maximum(np.median(layers[k].reshape(-1, 3)[both], axis=0), 1e-3))
-            layers[k] = np.clip(layers[k] * np.clip(gain, 0.5, 2.0), 0.0, 1.0)
+    for k in range(1, len(layers)):  # over the skin both show: 1 where too little of it is
+        layers[k] = np.clip(layers[k] * colour_gain(layers[k], layers[0], np.minimum(weights[0], weights[k]), skin),
+                            0.0, 1.0)
     base = layers[-1]
     if len(layers) > 1:
         differences = [a - b for a, b in zip(layers[:-1], layers[1:])]
