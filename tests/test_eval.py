@@ -363,3 +363,25 @@ def test_same_person_curve_falls_as_photos_are_combined(facemodel):
     curve = same_person_curve(Noisy(), facemodel, people=2, per_person=4)
     assert curve["photos"] == [1, 2, 4] and curve["groups"] == [8, 4, 2]
     assert curve["mean_mm"][0] > curve["mean_mm"][1] > curve["mean_mm"][2]
+
+
+def test_synthetic_faces_with_arkit_expressions(facemodel):
+    """``eval --arkit``: the faces' expressions add ARKit keys (beyond the components' span); without it the suite's
+    faces are as before, and people of ``same_identity`` share their neutral shape."""
+    from facerecon_core.eval.synthetic import SyntheticFaces
+
+    basis = facemodel.exp_basis.reshape(facemodel.n_exp, -1).T.astype(np.float64)
+
+    def beyond(face) -> float:
+        offsets = (face.shape - face.neutral).reshape(-1)
+        coeff, *_ = np.linalg.lstsq(basis, offsets, rcond=None)
+        return float(np.sqrt(((offsets - basis @ coeff) ** 2).reshape(-1, 3).sum(1).mean()))
+
+    plain = SyntheticFaces(facemodel, 0, 4, res=64)
+    same = SyntheticFaces(facemodel, 0, 4, res=64, arkit=0.0)
+    arkit = SyntheticFaces(facemodel, 0, 4, res=64, arkit=1.0)
+    assert all(np.array_equal(plain[i].image, same[i].image) for i in range(2))
+    assert max(beyond(plain[i]) for i in range(4)) < 1e-3 and min(beyond(arkit[i]) for i in range(4)) > 0.1
+    people = SyntheticFaces(facemodel, 0, 4, res=64, same_identity=2)
+    assert np.array_equal(people[0].neutral, people[1].neutral) and not np.array_equal(people[1].neutral,
+                                                                                       people[2].neutral)

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="synthetic suite: the faces' crop side × uniform(1 ± SCALE), its centre moved by σ = "
                              "SHIFT × side (default 0.08 0.03, a good detector's; e.g. 0.3 0.08 for a detector's "
                              "misses)")
+    parser.add_argument("--arkit", type=float, default=0.0, metavar="SHARE",
+                        help="synthetic suite: that share of the faces adds ARKit expressions (as `data synth "
+                             "--arkit` draws them: emotions to their extremes, wide eyes, furrowed brows, snarls; "
+                             "default 0: the 10 components' expressions alone)")
     parser.add_argument("--head", action="store_true",
                         help="synthetic suite: render the whole BFM head (forehead, ears, neck) around each face, "
                              "as photos show it (default: the face alone on its background)")
@@ -90,6 +94,6 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     meta = {"model": ", ".join(str(b) for b in bundles)}
     run_eval(methods, model, suites, args.out, seed=args.seed, count=args.count, verbose=not args.quiet,
-             photo_limit=args.photos, meta=meta, crop_jitter=jitter, head=args.head)
+             photo_limit=args.photos, meta=meta, crop_jitter=jitter, head=args.head, arkit=args.arkit)
     print(f"wrote {args.out / 'report.md'}")
     return 0

@@ -219,7 +219,8 @@ def _markdown(results: dict) -> str:
         lines += ["## Synthetic geometry (Table I protocol)", "",
                   f"{syn['count']} held-out synthetic faces (seed {syn['seed']}; yaw ±60°, large expressions; "
                   f"crop jitter ±{syn['crop_jitter'][0]:g} in size, σ {syn['crop_jitter'][1]:g} of the side in "
-                  "position" + ("; the whole head rendered around each face" if syn.get("head") else "") + "). "
+                  "position" + ("; the whole head rendered around each face" if syn.get("head") else "")
+                  + (f"; {100 * syn['arkit']:g} % of them with ARKit expressions" if syn.get("arkit") else "") + "). "
                   "Ground truth cropped to 95 mm around the nose tip; prediction aligned by its 68 landmarks, then "
                   "ICP with scale; point-to-plane distance per ground-truth vertex (mm). Expression-only error: "
                   "|sR(pred − pred neutral) − (gt − gt neutral)| per vertex (mm). Landmark-driven peers get the "

@@ -34,7 +34,7 @@ def _log(msg: str, verbose: bool) -> None:
 # ------------------------------------------------------------------------------------- synthetic
 def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int = 500,
                     batch_size: int = 32, verbose: bool = False, examples: int = 4,
-                    jitter: CropJitter | None = None, head: bool = False) -> dict:
+                    jitter: CropJitter | None = None, head: bool = False, arkit: float = 0.0) -> dict:
     """Table I protocol on ``count`` held-out synthetic faces (see :mod:`facerecon_core.eval.synthetic`),
     framed with the crop jitter ``jitter`` (None: :data:`~facerecon_core.eval.synthetic.EVAL_JITTER`);
     ``head``: the whole BFM head (ears, neck) rendered around each face.
@@ -51,7 +51,7 @@ def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count:
         from facerecon_core.facemodel.head import HeadModel
 
         head_model = HeadModel.build(model)
-    data = SyntheticFaces(model, seed, count, res=CROP_SIZE, jitter=jitter, head=head_model)
+    data = SyntheticFaces(model, seed, count, res=CROP_SIZE, jitter=jitter, head=head_model, arkit=arkit)
     lm_idx = model.landmark_indices
     n_vert = model.n_vertices
     acc = {m.name: {"geo_sum": np.zeros(n_vert), "geo_n": np.zeros(n_vert), "exp_sum": np.zeros(n_vert),
@@ -93,7 +93,7 @@ def synthetic_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count:
                 })
             timing["metrics_s"] += time.perf_counter() - t
         _log(f"synthetic {min(start + batch_size, count)}/{count} ({time.perf_counter() - t0:.0f} s)", verbose)
-    results: dict = {"count": count, "seed": seed, "crop_jitter": list(jitter.values()), "head": head,
+    results: dict = {"count": count, "seed": seed, "crop_jitter": list(jitter.values()), "head": head, "arkit": arkit,
                      "landmark_noise": SYNTHETIC_LANDMARK_NOISE, "methods": {}}
     per_vertex = {}
     for method in methods:
@@ -451,7 +451,8 @@ def speed_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int
 # ------------------------------------------------------------------------------------------- run
 def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, seed: int = 0, count: int = 500,
              shared: Path | None = None, verbose: bool = True, photo_limit: int | None = None,
-             meta: dict | None = None, crop_jitter: CropJitter | None = None, head: bool = False) -> dict:
+             meta: dict | None = None, crop_jitter: CropJitter | None = None, head: bool = False,
+             arkit: float = 0.0) -> dict:
     """Run ``suites`` (names from :data:`SUITES`, or ``all``) with ``methods``; write the report.
     ``crop_jitter``: the synthetic faces' (None: the default, a good detector's); ``head``: render the
     whole head around them."""
@@ -472,7 +473,7 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
         photos = photos[:photo_limit]
     if "synthetic" in suites:
         results["synthetic"] = synthetic_suite(methods, model, seed=seed, count=count, verbose=verbose,
-                                               jitter=crop_jitter, head=head)
+                                               jitter=crop_jitter, head=head, arkit=arkit)
     if "landmarks" in suites:
         t = time.perf_counter()
         results["landmarks"] = landmarks_suite(methods, photos, prepared, verbose=verbose)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerecon_core.datasets.expressions import ExpressionPrior
+from facerecon_core.datasets.expressions import ArkitPrior, ExpressionPrior
 from facerecon_core.datasets.scene import BackgroundBank, CropJitter, PoseRange, degrade, place_in_crop, sample_sh
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.facemodel.head import HeadModel
@@ -63,13 +63,19 @@ class SyntheticFaces:
 
     def __init__(self, model: FaceModel, seed: int, count: int, res: int = 256,
                  backgrounds: BackgroundBank | None = None, poses: PoseRange = EVAL_POSES,
-                 jitter: CropJitter = EVAL_JITTER, head: HeadModel | None = None, same_identity: int = 1):
+                 jitter: CropJitter = EVAL_JITTER, head: HeadModel | None = None, same_identity: int = 1,
+                 arkit: float = 0.0):
         """``same_identity``: faces ``i`` with the same ``i // same_identity`` share their identity (several photos
-        of one person: each with its own expression, pose, light and background)."""
+        of one person: each with its own expression, pose, light and background). ``arkit``: the share of faces
+        whose expression adds the face model's ARKit keys (as ``data synth --arkit`` draws them), for expressions
+        beyond the 10 components."""
         self.model, self.seed, self.count, self.res, self.poses = model, int(seed), int(count), res, poses
         self.same_identity = max(1, int(same_identity))
-        self.jitter, self.head = jitter, head
+        self.jitter, self.head, self.arkit = jitter, head, float(arkit)
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
+        if self.arkit:
+            self.arkit_prior = ArkitPrior.from_names(model.arkit_names)
+            self.arkit_deltas = np.asarray(model.arkit_deltas, np.float64)
         self.camera = CropCamera(res)
         self.render_camera = self.camera.render_camera()
         self.backgrounds = backgrounds
@@ -92,8 +98,14 @@ class SyntheticFaces:
             id_coeff = np.random.default_rng([EVAL_STREAM, self.seed, 1 << 20, i // self.same_identity]
                                              ).standard_normal(m.n_id)
         exp_coeff = self.expressions.sample(rng)
+        keys = None
+        if self.arkit and rng.random() < self.arkit:  # drawn only then: the suite's faces stay as they were
+            keys = self.arkit_prior.sample(rng)
+            exp_coeff = exp_coeff * 0.5
         neutral = m.vertices(id_coeff).astype(np.float64)
         offsets = m.expression_offsets(exp_coeff).astype(np.float64)
+        if keys is not None:
+            offsets = offsets + np.tensordot(keys, self.arkit_deltas, axes=1)
         shape = neutral + offsets
         angles = self.poses.sample(rng)
         scale, shift = self.jitter.sample(rng, self.res)
