@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "emotions up to their extremes, wide eyes, furrowed brows, snarls; or a few random keys) "
                             "on top of half the 10 components' expression (default 0: the components alone)")
     synth.add_argument("--pairs", action="store_true",
-                       help="profiled: each view also holds a view of another photo of the same person (taiwan_expr_faces "
-                            "performers, jaffe and yalefaces subjects), for the geometry stage's same-person term")
+                       help="profiled: each view also holds a view of another photo of the same person "
+                            "(taiwan_expr_faces performers, jaffe and yalefaces subjects), for the geometry stage's "
+                            "same-person term")
     synth.add_argument("--fit-arkit", action="store_true",
                        help="profiled, texture: the photo fits also fit the face model's 51 ARKit weights (each in "
                             "[0, 1], sparse), so the photos' strong expressions reach the labels (fits cached apart)")

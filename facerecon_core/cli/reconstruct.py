@@ -214,7 +214,8 @@ def _same_person(reconstructor, photos: list[Path], failed: list[tuple[str, str]
             path.unlink(missing_ok=True)
         raise
     shares = ", ".join(f"{n} {w:.2f}" for n, w in zip(person.names, person.weights))
-    print(f"facerecon reconstruct: one person from {len(person.photos)} of {len(photos) + len(failed) - len(person.skipped)} "
+    inputs = len(photos) + len(failed) - len(person.skipped)  # failed: the arguments' and the photos' failures
+    print(f"facerecon reconstruct: one person from {len(person.photos)} of {inputs} "
           f"input(s) in {time.perf_counter() - start:.1f} s (identity shares: {shares}), output "
           f"{args.out / person.name}.*" + (f"; {len(failed)} failed:" if failed else ""))
     for _, message in failed:

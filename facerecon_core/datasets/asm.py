@@ -2,8 +2,8 @@
 
 Identity from the standard normal prior, expressions from :class:`ExpressionPrior` (heavy-tailed,
 toward open mouth, smile, pout, raised brows; with ``arkit`` > 0 that share of them adds the ARKit keys of
-:class:`ArkitPrior`: emotions up to their extremes, wide eyes, furrowed brows, snarls), pose over ±75° yaw, ±30° pitch, ±20° roll (``PoseRange``),
-the crop's detection jitter (``CropJitter``), random
+:class:`ArkitPrior`: emotions up to their extremes, wide eyes, furrowed brows, snarls), pose over ±75° yaw,
+±30° pitch, ±20° roll (``PoseRange``), the crop's detection jitter (``CropJitter``), random
 SH light, albedo from the face model's albedo basis (or the mean albedo with a skin-tone tint when
 it has none), a real-photo background, and blur / noise / JPEG degradations. With a
 :class:`~facerecon_core.facemodel.head.HeadModel` the whole BFM head (ears, neck) is rendered around

@@ -322,7 +322,8 @@ class Reconstructor:
         inputs, skipped, errors = [], [], []
         count = len(images)
         stems = [Path(s).stem for s in sources] if sources else [
-            Path(str(im)).stem if isinstance(im, (str, os.PathLike)) else f"photo{k + 1}" for k, im in enumerate(images)]
+            Path(str(im)).stem if isinstance(im, (str, os.PathLike)) else f"photo{k + 1}"
+            for k, im in enumerate(images)]
         for k, (image, stem) in enumerate(zip(images, unique_names(stems))):
             def scaled(stage: str, fraction: float, k=k):
                 return None if report is None else report(stage, 0.9 * (k + fraction) / count)
