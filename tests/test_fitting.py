@@ -107,6 +107,23 @@ def test_photo_without_a_face_is_named(tmp_path, facemodel: FaceModel):
     assert fits == [] and "no face found" in failures[str(noise)]
 
 
+def test_squeezed_photo_sets_are_stretched_back_before_fitting(shared_dir):
+    """``taiwan_expr_faces``' squeezed crops come back to the proportions of the other sets' faces (dlib's nasion–chin
+    over outer-eye-corner distance), other photos are left as they are."""
+    from facerecon_core.fitting.photos import SQUEEZED_SETS, prepare_photo
+
+    def ratio(landmarks):
+        return np.linalg.norm(landmarks[27] - landmarks[8]) / np.linalg.norm(landmarks[36] - landmarks[45])
+
+    taiwan = shared_dir / "faces" / "taiwan_expr_faces"
+    photos = ["0101a02.jpg", "0501a02.jpg", "1001a02.jpg"]
+    ratios = [ratio(prepare_photo(taiwan / name)[1]) for name in photos]
+    assert 1.12 < np.median(ratios) < 1.3, ratios  # jaffe's 1.20, FFHQ's 1.22 (squeezed as stored: about 1.04)
+    assert set(SQUEEZED_SETS) == {"taiwan_expr_faces"}
+    crop, _, box = prepare_photo(shared_dir / "faces" / "prnet_aflw2000" / "image00050.jpg")
+    assert crop.shape == (256, 256, 3)
+
+
 def test_real_photo_fit_is_cached(tmp_path, facemodel: FaceModel, shared_dir):
     from facerecon_core.fitting.photos import PhotoFit, fit_photos
 

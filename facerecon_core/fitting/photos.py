@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from facerecon_core import imageops
 from facerecon_core.detect import Crop, NoFaceError, detect_face
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.fitting.fitter import FitConfig, Fitter
@@ -77,9 +78,21 @@ class PhotoFit:
         return cls(**values)
 
 
+SQUEEZED_SETS = {"taiwan_expr_faces": 1.15}
+"""Photo sets (folder names) whose images were resized without keeping their aspect, and the height factor that
+undoes it: dlib's nasion–chin over outer-eye-corner distance is 1.04 on ``taiwan_expr_faces``' frontal photos against
+1.20 on ``jaffe``'s (also East Asian adults) and 1.22 on FFHQ's (docs/training-history.md, "Where the short faces
+come from"). Their photos are stretched back before they are fitted, so the training labels built on them have the
+faces' own proportions."""
+
+
 def prepare_photo(path: Path, size: int = 256) -> tuple[np.ndarray, np.ndarray, Crop]:
-    """Load a photo, find its largest face and crop it from the landmarks: (crop, landmarks, Crop)."""
+    """Load a photo (stretched back when its set is in :data:`SQUEEZED_SETS`), find its largest face and crop it from
+    the landmarks: (crop, landmarks, Crop)."""
     image = load_photo(path)
+    factor = SQUEEZED_SETS.get(Path(path).parent.name)
+    if factor:
+        image = imageops.resize(image, image.shape[1], round(image.shape[0] * factor), "linear")
     face = detect_face(image, source=path)
     crop = Crop.from_landmarks(face.landmarks, size)
     return crop.apply(image), crop.to_crop(face.landmarks).astype(np.float32), crop
@@ -101,7 +114,8 @@ def fit_photos(
     photos after that are neither detected nor fitted, and the fits are those of the photos walked.
     With ``cache``, fits and detection failures are stored per photo and config and read back.
     """
-    digest = hashlib.sha1(json.dumps([asdict(config), size, model.content_hash]).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(json.dumps([asdict(config), size, model.content_hash, SQUEEZED_SETS]).encode()
+                          ).hexdigest()[:10]
     fitter = Fitter(model, config)
     fits: dict[Path, PhotoFit] = {}
     failures: dict[str, str] = {}
