@@ -150,3 +150,22 @@ def test_samples_inside_the_mouth_opening_never_land_on_the_lips(facemodel):
     inside = inside_polygon(texel_xy, opening) & texture_masks(facemodel, T)[0]
     assert inside.sum() > 50
     assert (result.photo_albedo[inside].max(-1) == 0).mean() > 0.95  # own photo refused there
+
+
+def test_layers_pass_to_the_one_below_without_a_line():
+    """Where the photo's weight falls across its outline, the texture goes from the photo's colour to the layer
+    below's without dipping below or rising above both (a switch at one threshold left a thin line there)."""
+    from facerecon_core.pipeline.photo_texture import compose_layers
+
+    size = 64
+    columns = np.clip((np.arange(size) - 20) / 24.0, 0.0, 1.0)  # the photo's weight: 0 on the left, 1 on the right
+    confidence = np.tile(columns, (size, 1)).astype(np.float32)
+    albedo = np.full((size, size, 3), 0.6, np.float32)
+    albedo[:, :, 0] = 0.7
+    albedo[:, :28] = 0.25  # what the photo shows beyond the face's outline (dark), where its weight is low
+    network = np.full((size, size, 3), 0.5, np.float32)
+    blended = compose_layers(albedo, network, confidence, np.zeros_like(confidence))
+    row = blended[size // 2, :, 1]
+    assert np.abs(blended[:, :8] - 0.5).max() < 0.02 and np.abs(blended[:, -8:, 1] - 0.6).max() < 0.02
+    assert row.min() > 0.45, row  # the dark pixels at weight < 0.3 stay out of every band
+    assert np.abs(np.diff(row)).max() < 0.02, np.diff(row)  # no step from one texel to the next

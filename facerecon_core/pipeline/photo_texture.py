@@ -212,11 +212,7 @@ def photo_texture(photo: np.ndarray, verts_cam: np.ndarray, to_photo, sh: np.nda
     network += nearby[..., None] * (around - network)  # both smooth: a plain blend, no bands to join
     np.clip(network, 0.0, 1.0, out=network)
     network = _upsample(network, size)
-    # each layer shows its own content only where it is trusted (else the layer below), so a half-trusted edge (an
-    # occluder's, a grazing angle's) brings no sharp contrast into the fine bands
-    mirrored = np.where(mirror[..., None] > 0.25, albedo[:, ::-1], network)
-    own = np.where(confidence[..., None] > 0.5, albedo, mirrored)
-    blended = network + pyramid_blend([own - mirrored, mirrored - network], over_weights([confidence, mirror]), config)
+    blended = compose_layers(albedo, network, confidence, mirror, config)
     total = confidence + mirror
     albedo = np.where(confidence[..., None] > 0, albedo, 0.0)
     blended *= 255.0
@@ -308,6 +304,26 @@ def _shrink(image: np.ndarray, size: int) -> np.ndarray:
     while image.shape[0] > size:
         image = imageops.halve(image)
     return image[..., 0] if flat else image
+
+
+def compose_layers(albedo: np.ndarray, network: np.ndarray, confidence: np.ndarray, mirror: np.ndarray,
+                   config: PhotoTextureConfig = PhotoTextureConfig()) -> np.ndarray:
+    """The photo albedo (T, T, 3) over its mirror image over the map (T, T, 3), by their weights ``confidence`` and
+    ``mirror`` (T, T), in a multi-band blend. Each layer shows its own content only where it is trusted (else the
+    layer below), so a half-trusted edge (an occluder's, a grazing angle's) brings no sharp contrast into the fine
+    bands; it passes to the layer below through a ramp of its weight, since a switch at one threshold would itself
+    be a step that the fine bands keep (a thin line along every outline)."""
+    over_network = albedo[:, ::-1] - network  # the mirror layer minus the map
+    over_network *= _ramp(mirror, 0.1, 0.4)[..., None]
+    over_mirror = albedo - network  # the photo layer minus the mirror layer (the map plus the line above)
+    over_mirror -= over_network
+    over_mirror *= _ramp(confidence, 0.3, 0.7)[..., None]
+    return network + pyramid_blend([over_mirror, over_network], over_weights([confidence, mirror]), config)
+
+
+def _ramp(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """0 at and below ``low``, 1 at and above ``high``, linear between (float32)."""
+    return np.clip((values - np.float32(low)) / np.float32(high - low), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def _grown_min(values: np.ndarray, cells: int) -> np.ndarray:
