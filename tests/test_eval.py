@@ -385,3 +385,17 @@ def test_synthetic_faces_with_arkit_expressions(facemodel):
     people = SyntheticFaces(facemodel, 0, 4, res=64, same_identity=2)
     assert np.array_equal(people[0].neutral, people[1].neutral) and not np.array_equal(people[1].neutral,
                                                                                        people[2].neutral)
+
+
+def test_spurious_expression_is_the_neutral_photos_offsets():
+    from facerecon_core.eval.identity import _measures
+
+    persons = np.array(["a/1", "a/1", "b/2", "b/2"])
+    labels = np.array(["neutral", "happy", "neutral", "happy"])
+    rng = np.random.default_rng(0)
+    neutral = rng.normal(0, 1, (4, 30))
+    offsets = np.zeros((4, 30))
+    offsets[[1, 3]] = 5.0  # the happy photos' expressions
+    offsets[0, :3] = [1.0, 2.0, 2.0]  # a neutral photo given 3 mm at one vertex of ten
+    measures = _measures(neutral, offsets, rng.random((4, 5)), persons, labels)
+    assert measures["spurious_expression_mm"] == pytest.approx(np.sqrt(9.0 / 10) / 2)

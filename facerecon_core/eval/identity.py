@@ -11,6 +11,7 @@
   - *identity leaking into expression*: the same with the expression offsets (lower is better);
   - *expression accuracy*: 7-way, leave-one-person-out nearest neighbour on the ARKit weights and on the offsets;
   - *spread*: mean RMS distance between aligned neutral shapes of one person and of different people;
+  - *spurious expression*: the RMS of the expression offsets over the face region on the neutral-labelled photos;
 
   all of them over every photo and over the held-out people alone (:data:`HELDOUT_SETS`).
 """
@@ -100,7 +101,10 @@ def identity_suite(methods: list, model: FaceModel, shared: Path, every: int = 3
 
 def _measures(neutral, offsets, arkit, persons, labels) -> dict:
     within, between = _spread(neutral, persons)
-    return {"identity_retrieval": _retrieval(neutral, persons, labels),
+    calm = labels == "neutral"  # the expression a method gives a neutral face: spurious
+    spurious = np.sqrt((offsets[calm].reshape(int(calm.sum()), -1, 3) ** 2).sum(-1).mean(-1)) if calm.any() else []
+    return {"spurious_expression_mm": float(np.mean(spurious)) if len(spurious) else float("nan"),
+            "identity_retrieval": _retrieval(neutral, persons, labels),
             "expression_leak": _retrieval(offsets, persons, labels),
             "expression_accuracy_arkit": _accuracy(arkit, persons, labels),
             "expression_accuracy_offsets": _accuracy(offsets, persons, labels),

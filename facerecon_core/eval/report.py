@@ -326,9 +326,11 @@ def _markdown(results: dict) -> str:
                   "(higher is better) or by the expression offsets (leak: lower is better), shows the same person. "
                   "Expression accuracy: leave-one-person-out nearest neighbour (chance "
                   f"{100 / max(len(ident['labels']), 1):.0f} %). Spread: mean RMS distance (mm) of the aligned "
-                  "neutral shapes within one person and between people.", "",
+                  "neutral shapes within one person and between people. Spurious expression: RMS of the expression "
+                  "offsets over the face region on the neutral-labelled photos (mm).", "",
                   "| method | identity retrieval | identity leak into expression | expression accuracy (ARKit) | "
-                  "expression accuracy (offsets) | spread within / between (mm) |", "|---|---|---|---|---|---|"]
+                  "expression accuracy (offsets) | spread within / between (mm) | spurious expression (mm) |",
+                  "|---|---|---|---|---|---|---|"]
         for name, m in ident["methods"].items():
             for label, row in ((name, m), (f"{name}, held-out people ({ident.get('heldout_people', 0)}, "
                                            f"{ident.get('heldout_photos', 0)} photos)", m.get("heldout"))):
@@ -337,7 +339,7 @@ def _markdown(results: dict) -> str:
                         f"| {label} | {100 * row['identity_retrieval']:.1f} % | {100 * row['expression_leak']:.1f} % | "
                         f"{100 * row['expression_accuracy_arkit']:.1f} % | "
                         f"{100 * row['expression_accuracy_offsets']:.1f} % | {row['within_mm']:.2f} / "
-                        f"{row['between_mm']:.2f} |")
+                        f"{row['between_mm']:.2f} | {row.get('spurious_expression_mm', float('nan')):.2f} |")
         curves = ident.get("same_person", {})
         if curves:
             first = next(iter(curves.values()))
