@@ -67,7 +67,7 @@ def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
                        "mouthSmileLeft": 0.8, "mouthSmileRight": 0.8}.items():
         truth[names.index(key)] = value
     size, cam = 128, CropCamera(128)
-    shape = facemodel.mean_shape + np.tensordot(truth, np.asarray(facemodel.arkit_deltas, np.float32), axes=1)
+    shape = facemodel.mean_shape + facemodel.arkit_offsets(truth)
     verts_cam = to_camera(shape[None], np.array([[0.05, 0.2, 0.0]]), np.array([[0.0, 0.0, -cam.focal * 170 / 70]]))
     out = render_mesh(torch.as_tensor(verts_cam, dtype=torch.float32), torch.as_tensor(facemodel.triangles),
                       cam.render_camera(), vertex_colors=torch.as_tensor(facemodel.albedo_mean)[None],

@@ -45,7 +45,6 @@ class AsmGenerator:
             if not self.model.has_arkit:
                 raise ValueError("ARKit expressions need a face model with the ARKit keys (facerecon assets build)")
             self.arkit_prior = ArkitPrior.from_names(self.model.arkit_names)
-            self.arkit_deltas = np.asarray(self.model.arkit_deltas, np.float32)
 
     def __call__(self, i: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, i])
@@ -60,7 +59,7 @@ class AsmGenerator:
         identity = model.vertices(id_coeff)
         expression = model.expression_offsets(exp_coeff)
         if keys is not None:
-            expression = expression + np.tensordot(keys, self.arkit_deltas, axes=1)
+            expression = expression + model.arkit_offsets(keys)
         angles = self.poses.sample(rng)
         shape = identity + expression
         scale, shift = self.jitter.sample(rng, self.res)

@@ -75,7 +75,6 @@ class SyntheticFaces:
         self.expressions = replace(ExpressionPrior.from_model(model), archetype_probability=0.85)
         if self.arkit:
             self.arkit_prior = ArkitPrior.from_names(model.arkit_names)
-            self.arkit_deltas = np.asarray(model.arkit_deltas, np.float64)
         self.camera = CropCamera(res)
         self.render_camera = self.camera.render_camera()
         self.backgrounds = backgrounds
@@ -105,7 +104,7 @@ class SyntheticFaces:
         neutral = m.vertices(id_coeff).astype(np.float64)
         offsets = m.expression_offsets(exp_coeff).astype(np.float64)
         if keys is not None:
-            offsets = offsets + np.tensordot(keys, self.arkit_deltas, axes=1)
+            offsets = offsets + m.arkit_offsets(keys)
         shape = neutral + offsets
         angles = self.poses.sample(rng)
         scale, shift = self.jitter.sample(rng, self.res)

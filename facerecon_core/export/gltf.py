@@ -88,8 +88,7 @@ def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
     expressive = rec.vertices()
     normals = vertex_normals(identity, rec.triangles)
     normal_delta = vertex_normals(expressive, rec.triangles) - normals
-    positions = (identity.astype(np.float64) * MM_TO_M).astype(np.float32)
-    offsets = (rec.expression_offsets.astype(np.float64) * MM_TO_M).astype(np.float32)
+    positions, offsets = _metres(identity), _metres(rec.expression_offsets)
     texcoords = np.stack([rec.uvs[:, 0], 1.0 - rec.uvs[:, 1]], axis=1).astype(np.float32)
     texture = resize_texture(rec.albedo, texture_size)
 
@@ -104,19 +103,19 @@ def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
         names = [*rec.arkit_weights, RESIDUAL_NAME]
         weights = [*rec.arkit_weights.values(), float(expression_weight)]
         deltas = [*rec.arkit_keys, rec.arkit_residual]
-        targets = [{"POSITION": buf.sparse((np.asarray(d, np.float64) * MM_TO_M).astype(np.float32))} for d in deltas]
+        targets = [{"POSITION": buf.sparse(_metres(d))} for d in deltas]
     else:
         names, weights = [TARGET_NAME], [float(expression_weight)]
         targets = [{
             "POSITION": buf.accessor(offsets, "VEC3", _ARRAY_BUFFER, bounds=True),
             "NORMAL": buf.accessor(normal_delta.astype(np.float32), "VEC3", _ARRAY_BUFFER),
         }]
-    for photo, offsets in (rec.photo_expressions or {}).items():  # one person from several photos: each one's
-        names.append(photo)  # expression, off by default (the head is neutral)
+    for photo, photo_offsets in (rec.photo_expressions or {}).items():  # one person from several photos: each
+        names.append(photo)  # one's expression, off by default (the head is neutral)
         weights.append(0.0)
-        target = {"POSITION": buf.sparse((np.asarray(offsets, np.float64) * MM_TO_M).astype(np.float32))}
+        target = {"POSITION": buf.sparse(_metres(photo_offsets))}
         if "NORMAL" in targets[0]:  # every target carries the same attributes
-            shifted = vertex_normals(identity + offsets, rec.triangles) - normals
+            shifted = vertex_normals(identity + photo_offsets, rec.triangles) - normals
             target["NORMAL"] = buf.accessor(shifted.astype(np.float32), "VEC3", _ARRAY_BUFFER)
         targets.append(target)
     image_view = buf.view(encode_png(texture))
@@ -161,6 +160,11 @@ def encode_glb(doc: dict, data: bytes) -> bytes:
         struct.pack("<I4s", len(text), b"JSON"), text,
         struct.pack("<I4s", len(data), b"BIN\0"), data,
     ])
+
+
+def _metres(points_mm: np.ndarray) -> np.ndarray:
+    """Millimetres → metres, float32 (computed in float64)."""
+    return (np.asarray(points_mm, np.float64) * MM_TO_M).astype(np.float32)
 
 
 def write_glb(rec: FaceReconstruction, path: str | os.PathLike, texture_size: int | None = None,

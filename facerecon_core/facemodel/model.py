@@ -127,6 +127,19 @@ class FaceModel:
         """Per-vertex offsets of an expression alone: (K,) → (V, 3), or (B, K) → (B, V, 3)."""
         return self._combine(exp_coeff, self.exp_basis)
 
+    @functools.cached_property
+    def arkit_basis(self) -> np.ndarray:
+        """The ARKit keys' deltas (K, V, 3) as float32 mm (the asset stores float16); ``ValueError`` without them."""
+        if not self.has_arkit:
+            raise ValueError("this face-model asset has no ARKit keys: rebuild it with `facerecon assets build` "
+                             "and ../shared/ict_facekit beside the repository")
+        return np.asarray(self.arkit_deltas, np.float32)
+
+    def arkit_offsets(self, weights: np.ndarray) -> np.ndarray:
+        """Per-vertex offsets of ARKit key weights (in :attr:`arkit_names`' order): (K,) → (V, 3), or (B, K) →
+        (B, V, 3)."""
+        return self._combine(weights, self.arkit_basis)
+
     def albedo(self, coeff: np.ndarray | None = None) -> np.ndarray:
         """Per-vertex albedo (linear RGB, unclipped): (K,) → (V, 3), or (B, K) → (B, V, 3)."""
         if coeff is None:

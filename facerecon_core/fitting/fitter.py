@@ -73,7 +73,7 @@ class FitResult:
         """Fitted shapes in the model frame (B, V, 3): identity + expression (+ ARKit keys) (+ offsets)."""
         verts = model.vertices(self.id_coeff, self.exp_coeff)
         if self.arkit_weights is not None:
-            verts = verts + np.tensordot(self.arkit_weights, np.asarray(model.arkit_deltas, np.float32), axes=1)
+            verts = verts + model.arkit_offsets(self.arkit_weights)
         return verts if self.offsets is None else verts + self.offsets
 
 
@@ -115,7 +115,7 @@ class Fitter:
         if config.arkit:
             if not model.has_arkit:
                 raise ValueError("FitConfig.arkit needs a face model with the ARKit keys (facerecon assets build)")
-            self.arkit_basis = t(np.asarray(model.arkit_deltas, np.float32))
+            self.arkit_basis = t(model.arkit_basis)
             self.lm_arkit = self.arkit_basis[:, self.lm_index]
 
     # ------------------------------------------------------------------------------ API

@@ -59,7 +59,7 @@ class PhotoFit:
         """Fitted expression offsets (V, 3): the components', plus the ARKit keys' when they were fitted."""
         offsets = model.expression_offsets(self.exp_coeff)
         if len(self.arkit_weights):
-            offsets = offsets + np.tensordot(self.arkit_weights, np.asarray(model.arkit_deltas, np.float32), axes=1)
+            offsets = offsets + model.arkit_offsets(self.arkit_weights)
         return offsets
 
     def identity(self, model: FaceModel) -> np.ndarray:

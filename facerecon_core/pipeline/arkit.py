@@ -64,10 +64,7 @@ class ArkitSolver:
 
 @functools.lru_cache(maxsize=4)
 def _solver(model: FaceModel) -> ArkitSolver:
-    if not model.has_arkit:
-        raise ValueError("this face-model asset has no ARKit keys: rebuild it with `facerecon assets build` "
-                         "and ../shared/ict_facekit beside the repository")
-    deltas = np.asarray(model.arkit_deltas, np.float32)
+    deltas = model.arkit_basis  # ValueError when the model has no rig
     region = model.face_vertices()
     basis = deltas[:, region].reshape(len(deltas), -1).astype(np.float64)
     gram = basis @ basis.T

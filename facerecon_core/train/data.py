@@ -69,12 +69,11 @@ def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     others, so a batch mixing data kinds keeps its pairs)."""
     keys = set.intersection(*(set(s) for s in samples))
     out = {k: torch.stack([s[k] for s in samples]) for k in sorted(keys)}
-    having = [s for s in samples if all(k in s for k in PAIR_KEYS)]
-    if having and "image" in out:
+    paired = [all(k in s for k in PAIR_KEYS) for s in samples]
+    if any(paired) and "image" in out:
         for key in PAIR_KEYS:
-            template = torch.zeros_like(having[0][key])
-            out[key] = torch.stack([s.get(key, template) if all(k in s for k in PAIR_KEYS) else template
-                                    for s in samples])
+            zero = torch.zeros_like(samples[paired.index(True)][key])
+            out[key] = torch.stack([s[key] if ok else zero for s, ok in zip(samples, paired)])
     return out
 
 
