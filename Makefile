@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 FACEMODEL := facerecon_core/data/facemodel.npz
+HEAD := facerecon_core/data/head.npz
 
 .PHONY: demo test test-fast setup bench figures clean
 
@@ -22,8 +23,12 @@ setup: $(VENV)/.installed
 $(FACEMODEL): $(VENV)/.installed facerecon_core/facemodel/build.py facerecon_core/facemodel/arkit.py
 	$(PY) -m facerecon_core assets build --out $(FACEMODEL)
 
+# The head rig (--mesh head), from the face model and the ICT Face Model (assets build makes it too).
+$(HEAD): $(FACEMODEL) $(wildcard facerecon_core/head/*.py)
+	$(PY) -m facerecon_core assets head --out $(HEAD)
+
 # The astronaut photo → OBJ, GLB, NPZ and overlay (facerecon demo), then a .blend through the add-on (bpy module).
-demo: setup $(FACEMODEL)
+demo: setup $(FACEMODEL) $(HEAD)
 	$(PY) -m facerecon_core demo --out out/demo
 	$(PY) blender_addon/scripts/batch_reconstruct.py --input out/demo/astronaut.png --output out/demo --texture-size 1024 --match-render-size
 	@echo "demo: out/demo/astronaut.obj (+ .mtl, _albedo.png), astronaut.glb, astronaut_overlay.png, astronaut.blend"
@@ -34,15 +39,16 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-bench: setup $(FACEMODEL)
+bench: setup $(FACEMODEL) $(HEAD)
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_blender.py
+	$(PY) benchmarks/bench_head.py
 
 # The README's pictures into docs/images/ (not committed: BFM-derived renders and research-only photos).
-figures: setup $(FACEMODEL)
+figures: setup $(FACEMODEL) $(HEAD)
 	$(PY) -m facerecon_core figures
 
 clean:

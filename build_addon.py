@@ -20,7 +20,8 @@ installer both accept that) with:
   out) from ``--model`` or the default bundle location ``facerecon_core/data/model/``;
 - ``data/facemodel.npz``: the BFM-derived face-model asset without its identity basis, which inference does not
   read (non-commercial; see LICENSE.txt), with the ARKit keys derived from the ICT Face Model (MIT; its notice
-  in ``data/ICT-FaceKit-LICENSE.txt``).
+  in ``data/ICT-FaceKit-LICENSE.txt``); ``data/head.npz``, the head rig ("Whole head": the ICT head around the
+  face model, built beside the asset by ``facerecon assets build``).
 
 Nothing is installed with pip or downloaded at run time.
 """
@@ -351,6 +352,14 @@ def runtime_facemodel(facemodel: Path, out: Path) -> tuple[Path, str]:
     return out, str(arrays.get("arkit_notice", ""))
 
 
+def _head_notice(path: Path) -> str:
+    """The licence notice stored in a head rig."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        return str(data["notice"]) if "notice" in data.files else ""
+
+
 def platform_requirements(platform: str) -> dict[str, str]:
     reqs = dict(WHEELS)
     reqs.update(PLATFORM_PINS.get(platform, {}))
@@ -462,7 +471,14 @@ def build(platform: str, out_dir: Path, model_dir: Path, facemodel: Path, cache:
                     archive.write(path, f"{root}/data/model/{path.name}")
             runtime, notice = runtime_facemodel(facemodel, wheel_dir / "facemodel.npz")
             archive.write(runtime, f"{root}/data/facemodel.npz", compress_type=zipfile.ZIP_STORED)
-            if notice:  # the ARKit keys come from the ICT Face Model: its licence travels with them
+            head = facemodel.with_name("head.npz")
+            if head.is_file():  # the head rig ("Whole head"), built beside the face-model asset
+                archive.write(head, f"{root}/data/head.npz", compress_type=zipfile.ZIP_STORED)
+                notice = notice or _head_notice(head)
+            else:
+                log(f"no head rig beside {facemodel} (build it with `facerecon assets head`): the add-on's "
+                    f"\"Whole head\" will report it missing")
+            if notice:  # the ARKit keys and the head come from the ICT Face Model: its licence travels with them
                 archive.writestr(f"{root}/data/ICT-FaceKit-LICENSE.txt", notice)
             parts = sorted(((Path(i.filename).name, i.compress_size) for i in archive.infolist()),
                            key=lambda part: -part[1])

@@ -194,3 +194,31 @@ def encode_png(image: np.ndarray, level: int = 6) -> bytes:
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour, 0, 0, 0])
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)) + chunk(b"IEND", b""))
+
+
+def sample_uv(texture: np.ndarray, uv: np.ndarray, image_of: np.ndarray | None = None) -> np.ndarray:
+    """Bilinear samples of a texture (Ht, Wt, C) at ``uv`` (..., 2) (u right, v up; texel row i at
+    v = 1 − (i + 0.5)/Ht; clamped at the border); or of (B, Ht, Wt, C) with a batch index per point."""
+    h, w = texture.shape[-3:-1]
+    dtype = np.result_type(texture.dtype, np.float32)
+    x = np.clip(uv[..., 0].astype(np.float64) * w - 0.5, 0.0, w - 1)
+    y = np.clip((1.0 - uv[..., 1].astype(np.float64)) * h - 0.5, 0.0, h - 1)
+    x0 = np.floor(x).astype(np.int64)
+    y0 = np.floor(y).astype(np.int64)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    fx = (x - x0).astype(dtype)[..., None]
+    fy = (y - y0).astype(dtype)[..., None]
+    if image_of is None:
+        tex = texture if texture.ndim == 3 else texture[0]
+
+        def at(yy, xx):
+            return tex[yy, xx]
+    else:
+
+        def at(yy, xx):
+            return texture[image_of, yy, xx]
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return (top * (1 - fy) + bottom * fy).astype(dtype, copy=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerecon_core.head.mesh import HeadMesh
 from facerecon_core.pose import CropCamera, to_camera
 
 FORMAT_VERSION = 1
@@ -61,6 +62,7 @@ class FaceReconstruction:
     photo_expressions: dict[str, np.ndarray] | None = None  # one person from several photos: photo name → its
     # expression offsets (V, 3) float32 mm, written as morph targets / shape keys named after the photos
     photo_arkit: dict[str, dict[str, float]] | None = None  # photo name → its ARKit weights
+    head: HeadMesh | None = None  # the whole head around this face (``mesh="head"``), what the writers then write
 
     def __post_init__(self) -> None:
         for name, dtype in _ARRAY_FIELDS.items():
@@ -156,6 +158,8 @@ class FaceReconstruction:
             arrays["arkit_names"] = np.array(list(self.arkit_weights), dtype=np.str_)
             arrays["arkit_weights"] = np.array(list(self.arkit_weights.values()), np.float32)
             arrays["arkit_residual"] = self.arkit_residual
+        if self.head is not None:
+            arrays.update(self.head.to_arrays())
         if self.photo_expressions:
             arrays["photo_names"] = np.array(list(self.photo_expressions), dtype=np.str_)
             arrays["photo_expressions"] = np.stack(list(self.photo_expressions.values()))
@@ -185,6 +189,7 @@ class FaceReconstruction:
                                     np.asarray(arrays["arkit_weights"], float).tolist()))
                            if "arkit_names" in arrays else None),
             arkit_residual=np.asarray(arrays["arkit_residual"]) if "arkit_residual" in arrays else None,
+            head=HeadMesh.from_arrays(arrays),
             **_photo_fields(arrays),
         )
 

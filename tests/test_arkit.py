@@ -59,7 +59,7 @@ def test_jaw_open_opens_the_mouth_without_crossing_the_lips(facemodel):
     assert opened[lm[8], 1] < facemodel.mean_shape[lm[8], 1] - 10.0  # the chin goes down
     for top, bottom in ((61, 67), (62, 66), (63, 65)):  # each inner-lip pair: the upper stays above the lower
         assert opened[lm[top], 1] > opened[lm[bottom], 1] + 10.0, (top, bottom)
-    labels = arkit._labels(facemodel.mean_shape.astype(np.float64), facemodel.mean_shape[lm].astype(np.float64))
+    labels = arkit.lip_lid_labels(facemodel.mean_shape.astype(np.float64), facemodel.mean_shape[lm].astype(np.float64))
     middle = np.abs(facemodel.mean_shape[:, 0] - facemodel.mean_shape[lm[62], 0]) < 8.0  # the lips' middle
     lips = middle & (np.abs(facemodel.mean_shape[:, 1] - facemodel.mean_shape[lm[62], 1]) < 12.0)
     upper_lip, lower_lip = lips & (labels == arkit.UPPER_LIP), lips & (labels == arkit.LOWER_LIP)

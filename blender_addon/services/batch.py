@@ -23,6 +23,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--texture", choices=("photo", "network"), default="photo",
                         help="the photo's own detail blended with the texture stream's map (default), or the map alone")
+    parser.add_argument("--mesh", choices=("face", "head"), default="face",
+                        help="face (default) or head: the whole head around the face with eyes, teeth, its ARKit keys")
     parser.add_argument("--no-camera", action="store_true", help="no photo camera in the .blend")
     parser.add_argument("--match-render-size", action="store_true",
                         help="set each .blend's render resolution to its photo's size (default: Blender's own)")
@@ -75,7 +77,8 @@ def main(argv: list[str]) -> int:
                                      texture_size=args.texture_size, texture=args.texture,
                                      mirror=not args.no_mirror,
                                      shifts=not args.no_shifts,
-                                     bundle_dir=args.model, facemodel=args.facemodel, more_photos=more)
+                                     bundle_dir=args.model, facemodel=args.facemodel, more_photos=more,
+                                     mesh=args.mesh)
         except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:
             failed += 1
             rows.append(("FAILED", photo.name, str(exc) or "cancelled", time.perf_counter() - t0))

@@ -1,4 +1,4 @@
-"""Where the add-on finds its data: the model bundle and the face-model asset.
+"""Where the add-on finds its data: the model bundle, the face-model asset and the head rig.
 
 Order: the add-on preferences (a model folder / face-model file chosen by the user), then the
 add-on's own ``data/`` (filled by ``build_addon.py``), then facerecon_core's defaults
@@ -15,6 +15,7 @@ DATA_DIR = ADDON_DIR / "data"
 WHEELS_DIR = ADDON_DIR / "wheels"
 BUNDLE_SUBDIR = "model"
 FACEMODEL_FILE = "facemodel.npz"
+HEAD_FILE = "head.npz"
 
 
 class MissingModelError(RuntimeError):
@@ -54,6 +55,23 @@ def facemodel_path() -> Path:
         raise MissingModelError(f"face-model asset {path} (set in the add-on preferences) not found")
     return _first(DATA_DIR / FACEMODEL_FILE, "default_facemodel_path", Path.is_file,
                   "face-model asset facemodel.npz not found", "build it with `facerecon assets build`")
+
+
+def head_path() -> Path:
+    """The head rig (``head.npz``, for "Whole head"): beside the add-on's face-model asset, else the built one."""
+    _, pref = _preferences()
+    if pref and (Path(pref).expanduser().parent / HEAD_FILE).is_file():
+        return Path(pref).expanduser().parent / HEAD_FILE
+    try:
+        from facerecon_core.head.rig import default_head_path
+    except ImportError:
+        default_head_path = None
+    candidates = [DATA_DIR / HEAD_FILE] + ([default_head_path()] if default_head_path else [])
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise MissingModelError(f"head rig head.npz not found (looked in {', '.join(str(p) for p in candidates)}); "
+                            f"build it with `facerecon assets head` or reinstall the add-on")
 
 
 def _first(bundled: Path, core_default: str, exists, missing: str, fix: str) -> Path:

@@ -77,6 +77,18 @@ def load_reconstructor(bundle_dir: Path | None = None, facemodel: Path | None = 
         return _cache[key]
 
 
+def load_head_rig(facemodel: Any) -> Any:
+    """The head rig for ``mesh="head"``, checked against ``facemodel``, cached for the session."""
+    from facerecon_core.pipeline.reconstructor import head_rig_for
+
+    path = paths.head_path()
+    key = ("head", str(path.resolve()), facemodel.content_hash)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = head_rig_for(path, facemodel)
+        return _cache[key]
+
+
 @functools.lru_cache(maxsize=1)
 def torch_available() -> bool:
     """Whether photometric refinement can run: PyTorch and the (not shipped) refinement module. Found
@@ -104,13 +116,14 @@ def one_line(exc: BaseException) -> str:
 def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_size: int = 1024,
         texture: str = "photo", mirror: bool = True, shifts: bool = True, progress: ProgressFn | None = None,
         cancel: threading.Event | None = None, bundle_dir: Path | None = None, facemodel: Path | None = None,
-        more_photos: tuple = ()) -> Result:
+        more_photos: tuple = (), mesh: str = "face") -> Result:
     """Reconstruct the face(s) of ``photo``; raises :class:`ReconstructionFailed` or :class:`Cancelled`.
 
     ``mirror``, ``shifts``: average the geometry with the predictions for the mirrored crop and for shifted
     copies of it (the pipeline's defaults). ``texture``: ``photo`` (the photo's detail blended with the
     network's map) or ``network`` (the map alone). ``more_photos``: further photos of the same person: one head
-    of all of them (one face in the result, a shape key per photo; photos without a face become warnings)."""
+    of all of them (one face in the result, a shape key per photo; photos without a face become warnings).
+    ``mesh``: ``face`` or ``head`` (the whole head around the face: eyes, teeth, its ARKit keys)."""
     photo = Path(photo)
     more_photos = tuple(Path(p) for p in more_photos)
     cancel = cancel or threading.Event()
@@ -125,6 +138,7 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_
         start = time.perf_counter()
         report("load model", 0.0)
         reconstructor, fm, version = load_reconstructor(bundle_dir, facemodel)
+        head_rig = load_head_rig(fm) if mesh == "head" else None
         loaded = time.perf_counter()
         for path in (photo, *more_photos):
             if not path.is_file():
@@ -139,6 +153,7 @@ def run(photo: str | Path, *, refine: int = 0, all_faces: bool = False, texture_
             reconstructor.texture = str(texture)
             reconstructor.mirror = bool(mirror)
             reconstructor.shifts = bool(shifts)
+            reconstructor.head_rig = head_rig
             if more_photos:
                 person = reconstructor.reconstruct_person([str(photo), *map(str, more_photos)], progress=report)
                 faces = [person.reconstruction()]
@@ -170,7 +185,8 @@ def _describe(photo: Path, exc: BaseException) -> str:
         return f"{photo.name}: no face found"
     if "Photo" in kind or "Image" in kind or "Format" in kind:
         return message if photo.name in message else f"{photo.name}: {message}"
-    if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError", "ModelMissingError"):
+    if kind in ("MissingModelError", "BundleError", "FaceModelError", "ModelNotFoundError", "ModelMissingError",
+                "HeadError"):
         return f"model missing: {message}"
     if kind == "RuntimeUnavailableError" or isinstance(exc, ImportError):
         return f"add-on incomplete: {message}"

@@ -19,18 +19,26 @@ MATERIAL_NAME = "Face Albedo"
 
 
 def _new_mesh(name: str, data: Any) -> bpy.types.Mesh:
+    """A triangle mesh of a face's data."""
+    sizes = np.full(len(data.triangles), 3, np.int32)
+    return _polygon_mesh(name, data.basis, sizes, data.triangles.reshape(-1), data.loop_uvs)
+
+
+def _polygon_mesh(name: str, basis: np.ndarray, sizes: np.ndarray, corners: np.ndarray,
+                  loop_uvs: np.ndarray) -> bpy.types.Mesh:
+    """A mesh of polygons with ``sizes`` corners each (the loops' vertices ``corners``), smooth-shaded, UVs."""
     mesh = bpy.data.meshes.new(name)
-    n_vertices, n_faces = data.n_vertices, data.n_triangles
-    mesh.vertices.add(n_vertices)
-    mesh.vertices.foreach_set("co", data.basis.reshape(-1))
-    mesh.loops.add(3 * n_faces)
-    mesh.loops.foreach_set("vertex_index", data.triangles.reshape(-1))
+    n_faces = len(sizes)
+    mesh.vertices.add(len(basis))
+    mesh.vertices.foreach_set("co", basis.reshape(-1))
+    mesh.loops.add(len(corners))
+    mesh.loops.foreach_set("vertex_index", corners)
     mesh.polygons.add(n_faces)
-    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
     if bpy.app.version < (4, 0, 0):  # loop_total is derived from loop_start since 4.0
-        mesh.polygons.foreach_set("loop_total", np.full(n_faces, 3, np.int32))
+        mesh.polygons.foreach_set("loop_total", sizes.astype(np.int32))
     uv = mesh.uv_layers.new(name=UV_NAME)
-    uv.data.foreach_set("uv", data.loop_uvs.reshape(-1))
+    uv.data.foreach_set("uv", loop_uvs.reshape(-1))
     mesh.update(calc_edges=True)
     mesh.validate(clean_customdata=False)
     if hasattr(mesh, "shade_smooth"):
@@ -40,8 +48,9 @@ def _new_mesh(name: str, data: Any) -> bpy.types.Mesh:
     return mesh
 
 
-def _packed_image(name: str, size: int, pixels: Any, non_color: bool = False) -> bpy.types.Image:
-    image = bpy.data.images.new(name, size, size, alpha=False)
+def _packed_image(name: str, size: int, pixels: Any, non_color: bool = False,
+                  height: int | None = None) -> bpy.types.Image:
+    image = bpy.data.images.new(name, size, height or size, alpha=False)
     image.pixels.foreach_set(pixels)
     image.file_format = "PNG"
     image.pack()  # packed into the .blend as PNG
@@ -50,8 +59,11 @@ def _packed_image(name: str, size: int, pixels: Any, non_color: bool = False) ->
     return image
 
 
-def _material(name: str, image: bpy.types.Image, confidence: bpy.types.Image | None = None) -> bpy.types.Material:
-    material = bpy.data.materials.new(MATERIAL_NAME)
+def _material(name: str, image: bpy.types.Image | None, confidence: bpy.types.Image | None = None,
+              colour: tuple[float, float, float] | None = None, roughness: float = 0.6,
+              label: str = MATERIAL_NAME) -> bpy.types.Material:
+    """A Principled material with ``image`` as its base colour (or the flat sRGB ``colour``)."""
+    material = bpy.data.materials.new(label)
     if bpy.app.version < (5, 0, 0):
         material.use_nodes = True
     elif material.node_tree is None:  # pragma: no cover - 5.0 always has a tree
@@ -62,11 +74,16 @@ def _material(name: str, image: bpy.types.Image, confidence: bpy.types.Image | N
         bsdf = nodes.new("ShaderNodeBsdfPrincipled")
         output = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
         links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
-    bsdf.inputs["Roughness"].default_value = 0.6
+    bsdf.inputs["Roughness"].default_value = roughness
     for specular in ("Specular IOR Level", "Specular"):
         if specular in bsdf.inputs:
             bsdf.inputs[specular].default_value = 0.3
             break
+    if image is None:
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (colour or (0.8, 0.8, 0.8))]
+        bsdf.inputs["Base Color"].default_value = (*linear, 1.0)
+        material.diffuse_color = (*(colour or (0.8, 0.8, 0.8)), 1.0)
+        return material
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image
     tex.location = (bsdf.location.x - 320, bsdf.location.y)
@@ -110,6 +127,45 @@ def _shape_keys(obj: bpy.types.Object, data: Any) -> None:
         key.value = 0.0
     obj.data.shape_keys.use_relative = True
     obj.active_shape_key_index = 1
+
+
+HEAD_MATERIALS = {"skin": "Head Skin", "eyes": "Head Eyes", "gums": "Head Gums", "teeth": "Head Teeth",
+                  "eyelashes": "Head Eyelashes"}
+HEAD_ROUGHNESS = {"eyes": 0.15, "teeth": 0.3, "gums": 0.4}
+
+
+def _head_object(name: str, data: Any, collection, shape_keys: bool) -> bpy.types.Object:
+    """The head (``mesh="head"``): one object, ICT's polygons, a material slot and a vertex group per part (the
+    eyes, teeth and gums are parts of it, so they follow its shape keys: eyeLook* turn the eyeballs, jawOpen
+    carries the lower teeth), the ARKit keys at the photo's values, the residual at 1, the photos' keys at 0."""
+    mesh = _polygon_mesh(name, data.basis, data.poly_sizes, data.poly_vertices, data.loop_uvs)
+    obj = bpy.data.objects.new(name, mesh)
+    collection.objects.link(obj)
+    for material in data.materials:
+        image = None
+        if material in data.textures:
+            pixels, width, height = data.textures[material]
+            image = _packed_image(f"{name}_{material}", width, pixels, height=height)
+        made = _material(name, image, colour=data.colours.get(material), roughness=HEAD_ROUGHNESS.get(material, 0.6),
+                         label=HEAD_MATERIALS.get(material, material))
+        if material in data.opacity:  # dithered transparency (EEVEE's default render method) needs only alpha
+            next(n for n in made.node_tree.nodes if n.type == "BSDF_PRINCIPLED").inputs["Alpha"].default_value = \
+                data.opacity[material]
+        mesh.materials.append(made)
+    mesh.polygons.foreach_set("material_index", data.poly_material)
+    for part, ids in data.vertex_groups.items():
+        obj.vertex_groups.new(name=part).add(ids.tolist(), 1.0, "REPLACE")
+    if shape_keys:
+        obj.shape_key_add(name="Basis", from_mix=False)
+        for key_name, coords in data.keys.items():
+            key = obj.shape_key_add(name=key_name, from_mix=False)
+            key.data.foreach_set("co", coords.reshape(-1))
+            key.slider_min, key.slider_max = 0.0, 1.0
+            key.value = data.weights[key_name]
+        mesh.shape_keys.use_relative = True
+        obj.active_shape_key_index = 1
+    obj["facerecon_licence"] = data.notice
+    return obj
 
 
 def _camera(name: str, spec: Any, photo: Path | None, parent: bpy.types.Object, collection) -> bpy.types.Object:
@@ -158,19 +214,24 @@ def build_face(rec: Any, *, name: str, exp_basis: Any = None, texture_size: int 
         collection = bpy.context.view_layer.active_layer_collection.collection if scene == bpy.context.scene else collection
     except AttributeError:
         pass
-    data = fb.face_mesh_data(rec, exp_basis if shape_keys and bfm_keys else None, texture_size)
-    t1 = time.perf_counter()
-    mesh = _new_mesh(name, data)
-    obj = bpy.data.objects.new(name, mesh)
-    collection.objects.link(obj)
+    if rec.head is not None:
+        data = fb.head_mesh_data(rec)
+        t1 = time.perf_counter()
+        obj = _head_object(name, data, collection, shape_keys)
+    else:
+        data = fb.face_mesh_data(rec, exp_basis if shape_keys and bfm_keys else None, texture_size)
+        t1 = time.perf_counter()
+        mesh = _new_mesh(name, data)
+        obj = bpy.data.objects.new(name, mesh)
+        collection.objects.link(obj)
+        image = _packed_image(f"{name}_albedo", data.texture_size, data.texture)
+        confidence = None
+        if data.confidence is not None:
+            confidence = _packed_image(f"{name}_confidence", data.texture_size, data.confidence, non_color=True)
+        mesh.materials.append(_material(name, image, confidence))
+        if shape_keys:
+            _shape_keys(obj, data)
     obj.location.x = offset_x
-    image = _packed_image(f"{name}_albedo", data.texture_size, data.texture)
-    confidence = None
-    if data.confidence is not None:
-        confidence = _packed_image(f"{name}_confidence", data.texture_size, data.confidence, non_color=True)
-    mesh.materials.append(_material(name, image, confidence))
-    if shape_keys:
-        _shape_keys(obj, data)
     for key, value in fb.scene_properties(rec, model_version).items():
         obj[key] = value
     cam_obj = None

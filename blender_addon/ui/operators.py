@@ -20,7 +20,7 @@ LAST_TIMINGS: dict[str, float] = {}
 
 def _options(op, more_photos: tuple = ()) -> dict:
     return {"refine": int(op.refine_steps), "all_faces": bool(op.all_faces), "texture_size": int(op.texture_size),
-            "texture": str(op.texture_mode),
+            "texture": str(op.texture_mode), "mesh": str(op.mesh),
             "mirror": bool(op.mirror), "shifts": bool(op.shifts), "more_photos": tuple(more_photos)}
 
 

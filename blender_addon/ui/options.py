@@ -11,14 +11,21 @@ TEXTURE_SIZES = [(str(s), f"{s} px", f"{s} × {s} albedo texture") for s in (256
 TEXTURE_MODES = [("photo", "Photo detail", "The photo's own pixels, de-lit, wherever the photo shows the face, "
                    "blended with the network's texture elsewhere"),
                  ("network", "Network", "The texture stream's map alone (smooth, 3DMM-like)")]
-OPTION_NAMES = ("refine_steps", "texture_mode", "texture_size", "shape_keys", "bfm_keys", "all_faces", "one_person",
-                "mirror", "shifts", "add_camera", "match_render_size")  # drawing order
+MESHES = [("face", "Face", "The face model's mesh: the face alone (76,000 triangles)"),
+          ("head", "Whole head", "The whole head around the face (ICT Face Model, quads): skull, neck, ears, eyes, "
+                                 "teeth, gums, eyelashes (no hair), with its own 51 ARKit shape keys")]
+OPTION_NAMES = ("mesh", "refine_steps", "texture_mode", "texture_size", "shape_keys", "bfm_keys", "all_faces",
+                "one_person", "mirror", "shifts", "add_camera", "match_render_size")  # drawing order
 NO_REFINEMENT = "Refinement needs PyTorch, which this Blender lacks"
 
 
 def option_properties() -> dict:
     """Fresh ``bpy.props`` definitions of every option (a class annotation each)."""
     return {
+        "mesh": EnumProperty(
+            name="Mesh", items=MESHES, default="face",
+            description="The face alone, or the whole head around it with eyes and teeth (its eyes, teeth and "
+                        "gums are parts of the head object, with a material and a vertex group each)"),
         "refine_steps": IntProperty(
             name="Refine steps", min=0, max=500, default=0,
             description="Photometric refinement steps after the network: the shape and texture are optimised "
@@ -76,5 +83,5 @@ def draw_options(layout, data) -> None:
         if name == "match_render_size":
             row.active = bool(data.add_camera)
         elif name == "bfm_keys":
-            row.active = bool(data.shape_keys)
+            row.active = bool(data.shape_keys) and data.mesh == "face"
         row.prop(data, name)

@@ -1,4 +1,4 @@
-"""``facerecon assets build|info|preview``: the face-model asset."""
+"""``facerecon assets build|head|info|preview``: the face-model asset and the head rig built from it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from facerecon_core import paths
+from facerecon_core.head.rig import HEAD_FILE, default_head_path
 
 # Photo fits for the albedo basis: enough photometric steps to settle the light, at a small size.
 ALBEDO_FIT_STEPS = dict(landmark_steps=200, photometric_steps=40, render_size=96)
@@ -27,7 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--param-stats", type=Path, default=None,
                        help="3DDFA parameter statistics (default: <source>/../peers/3ddfa_v2/...pkl)")
     build.add_argument("--uv-size", type=int, default=256, help="size of the stored UV masks (default 256)")
+    build.add_argument("--head-out", type=Path, default=None,
+                       help="the head rig (--mesh head) built after it (default: head.npz beside --out)")
     build.set_defaults(run=_build)
+
+    head = actions.add_parser("head", help="build the head rig (--mesh head) from the ICT Face Model and the asset")
+    head.add_argument("--model", type=Path, default=None, help="face-model asset (default: the built one)")
+    head.add_argument("--ict", type=Path, default=None, help="ICT Face Model folder (default: ../shared/ict_facekit)")
+    head.add_argument("--out", type=Path, default=None,
+                      help="output .npz (default: $FACERECON_HEAD, else facerecon_core/data/head.npz)")
+    head.set_defaults(run=_head)
 
     basis = actions.add_parser("albedo-basis", help="learn an albedo basis from real photos into the asset")
     basis.add_argument("--model", type=Path, default=None, help="asset .npz to update (default: the built one)")
@@ -61,7 +71,42 @@ def _build(args: argparse.Namespace) -> int:
     report = build_facemodel(args.out or paths.default_facemodel_path(), source, bfm2009=args.bfm2009,
                              expression=args.expression, param_stats=args.param_stats, uv_size=args.uv_size)
     print(report.summary())
+    head_out = args.head_out or (default_head_path() if args.out is None else report.path.with_name(HEAD_FILE))
+    print(_head_summary(report.path, source.parent / "ict_facekit", head_out))
     return 0
+
+
+def _head(args: argparse.Namespace) -> int:
+    from facerecon_core.facemodel.arkit import RigError
+
+    try:
+        print(_head_summary(args.model or paths.default_facemodel_path(),
+                            args.ict or paths.shared_dir() / "ict_facekit", args.out or default_head_path(), True))
+    except RigError as exc:
+        print(f"facerecon assets head: {exc}")
+        return 2
+    return 0
+
+
+def _head_summary(model: Path, ict: Path, out: Path, strict: bool = False) -> str:
+    """Build the head rig of asset ``model`` into ``out``; a line saying what was built (or, unless ``strict``,
+    why none was)."""
+    import time
+
+    from facerecon_core.facemodel import FaceModel
+    from facerecon_core.facemodel.arkit import RigError
+    from facerecon_core.head.register import build_head_rig, load_ict_head
+
+    start = time.perf_counter()
+    try:
+        rig = build_head_rig(FaceModel.load(model), load_ict_head(ict))
+    except RigError as exc:
+        if strict:
+            raise
+        return f"no head rig (--mesh head): {exc}"
+    rig.save(out)
+    return (f"wrote {out}: the ICT head ({rig.n_vertices} vertices, {len(rig.poly_sizes)} polygons) around the face "
+            f"model, face area {len(rig.face_vertices)} vertices ({time.perf_counter() - start:.1f} s)")
 
 
 def _albedo_basis(args: argparse.Namespace) -> int:

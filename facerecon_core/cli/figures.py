@@ -11,6 +11,9 @@ from facerecon_core import paths
 TEXTURE_MODE_PHOTOS = ("3ddfa/samples__emma_input.jpg", "photometric_ffhq/00001.png", "taiwan_expr_faces/0101a02.jpg",
                        "yalefaces/subject01.leftlight.gif", "prnet_aflw2000/image00251.jpg", "3ddfa/samples__test1.jpg")
 """Six photos of different people, poses, expressions and light (a greyscale one, a near-profile, an occluder)."""
+HEAD_PHOTOS = ("3ddfa/samples__emma_input.jpg", "photometric_ffhq/00001.png", "taiwan_expr_faces/0101a02.jpg",
+               "jaffe/KA.HA2.30.tiff", "taiwan_expr_faces/0111g04.jpg")
+"""Heads of five people: neutral, smiling, laughing, surprised."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,12 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _figures(args: argparse.Namespace) -> int:
-    from facerecon_core.eval.views import arkit_keys_figure, registration_figure, texture_modes_figure
+    from facerecon_core.eval.views import arkit_keys_figure, head_figure, registration_figure, texture_modes_figure
+    from facerecon_core.head.rig import HeadError
     from facerecon_core.facemodel import FaceModel, arkit
 
     model = FaceModel.load()
     photos = [paths.shared_dir() / "faces" / p for p in TEXTURE_MODE_PHOTOS]
     written = [texture_modes_figure(photos, args.out / "texture_modes.png", size=128, model=args.model)]
+    try:
+        written.append(head_figure([paths.shared_dir() / "faces" / p for p in HEAD_PHOTOS], args.out / "head.png",
+                                   model=args.model))
+    except HeadError as exc:
+        print(f"no head.png: {exc}")
     if model.has_arkit:
         registration = arkit.register(model, arkit.load_ict(paths.shared_dir() / "ict_facekit"))
         written += [arkit_keys_figure(model, args.out / "arkit_keys.png"),

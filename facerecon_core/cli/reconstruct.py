@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "writes OUTDIR/NAME.* and NAME_PHOTO_overlay.png per photo")
     parser.add_argument("--name", default=None,
                         help="with --same-person: the output's name (default: the first photo's)")
+    parser.add_argument("--mesh", choices=("face", "head"), default="face",
+                        help="face: the face model's mesh (default); head: the whole head around it (ICT Face Model: "
+                             "skull, neck, ears, eyes, teeth, gums, eyelashes; no hair), its 51 ARKit keys at the "
+                             "photo's weights, its own UV layout and textures (needs `facerecon assets head`)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
                         help="network runtime: onnxruntime (default, no torch) or torch")
@@ -90,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from facerecon_core.export import FORMATS, write_all
     from facerecon_core.facemodel import FaceModelError
+    from facerecon_core.head.rig import HeadError
     from facerecon_core.inference import BundleError
 
     formats = [f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
@@ -120,8 +125,9 @@ def _run(args: argparse.Namespace) -> int:
             reconstructor = Reconstructor(args.model, facemodel=args.facemodel, runtime=args.runtime,
                                           device=args.device, texture_size=args.texture_size, refine=args.refine,
                                           mirror=not args.no_mirror, shifts=not args.no_shifts,
-                                          recrop=args.recrop, light=args.light, texture=args.texture)
-        except (BundleError, FaceModelError) as exc:
+                                          recrop=args.recrop, light=args.light, texture=args.texture,
+                                          mesh=args.mesh)
+        except (BundleError, FaceModelError, HeadError) as exc:
             return _error(str(exc))
         if args.same_person:
             return _same_person(reconstructor, photos, failed, args, formats, start)

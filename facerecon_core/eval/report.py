@@ -352,6 +352,9 @@ def _markdown(results: dict) -> str:
             for name, c in curves.items():
                 lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in c["mean_mm"]) + " |")
             lines += ["", "![identity error against photos combined](same_person.png)", ""]
+    head = results.get("head")
+    if head:
+        lines += _head_lines(head)
     sp = results.get("speed")
     if sp:
         lines += ["## Speed (this machine)", "", "| method | ms / face (one at a time) | ms / face (batches of 16) |",
@@ -365,6 +368,29 @@ def _markdown(results: dict) -> str:
             lines.append(f"Face + landmark detection (dlib): {_f(sp['_detect_ms'], 0)} ms / photo (median).")
         lines.append("")
     return "\n".join(lines)
+
+
+def _head_lines(head: dict) -> list[str]:
+    if "skipped" in head:
+        return ["## Whole head (`--mesh head`)", "", f"Skipped: {head['skipped']}", ""]
+    lines = ["## Whole head (`--mesh head`)", "",
+             "The head's face region (where ICT's face lies on ours) against the face it was built around, point to "
+             "surface (median over faces of the mean and 95th percentile, mm); crossing triangle pairs, eyeballs "
+             "against the lids and teeth against the lips, beyond as many as ICT's own head has in the same state "
+             "(its lids' inner sides cut into its eyeballs by design; the most of any face, and in brackets how many "
+             "faces have any); the time to build a head (median ms, on this machine).", "",
+             "| faces | n | face mean / p95 (mm) | eyes: rest / blink / jaw open | teeth: rest / blink / jaw open "
+             "| ms / head |", "|---|---|---|---|---|---|"]
+    for name, r in head.items():
+        if name == "timing_s":
+            continue
+
+        def crossings(part: str, r=r) -> str:
+            return " / ".join(f"{r[f'{part} {s}']:.0f} ({r[f'{part} {s} faces']})" for s in ("rest", "blink", "jaw open"))
+
+        lines.append(f"| {name} | {r['count']} | {r['face_mean_mm']:.2f} / {r['face_p95_mm']:.2f} | {crossings('eyes')} "
+                     f"| {crossings('teeth')} | {r['build_ms']:.0f} |")
+    return lines + [""]
 
 
 def write_report(results: dict, out_dir: Path, model: FaceModel) -> Path:

@@ -19,7 +19,7 @@ from facerecon_core.eval import metrics
 from facerecon_core.eval.peers import FitPeer, OursPeer, Peer, PeerOutput, ThreeDDFAV2Peer
 from facerecon_core.facemodel import FaceModel
 
-SUITES = ("synthetic", "landmarks", "photometric", "expressions", "identity", "speed")
+SUITES = ("synthetic", "landmarks", "photometric", "expressions", "identity", "head", "speed")
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.01))  # |yaw| degrees
 EXPRESSION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, np.inf))  # mean expression displacement, mm
 SYNTHETIC_LANDMARK_NOISE = 0.008  # σ of the noise on the GT landmarks given to the peers (× crop size)
@@ -501,6 +501,22 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
         results["identity"]["same_person"] = {m.name: same_person_curve(m, model, seed=seed, verbose=verbose)
                                               for m in chosen}
         results["identity"]["timing_s"] = time.perf_counter() - t
+    if "head" in suites:
+        from facerecon_core.eval.head import HEAD_PHOTOS, head_suite
+        from facerecon_core.head.rig import HeadError, HeadRig
+        from facerecon_core.pipeline.reconstructor import head_rig_for
+
+        t = time.perf_counter()
+        try:
+            rig = head_rig_for(HeadRig.load(), model)
+        except HeadError as exc:
+            results["head"] = {"skipped": str(exc)}
+        else:
+            ours = next((m for m in methods if isinstance(m, OursPeer)), None)
+            chosen = [shared / "faces" / p for p in HEAD_PHOTOS][:photo_limit]
+            results["head"] = head_suite(ours, model, rig, chosen, synthetic=min(12, count), seed=seed,
+                                         verbose=verbose)
+            results["head"]["timing_s"] = time.perf_counter() - t
     if "speed" in suites:
         results["speed"] = speed_suite(methods, model, seed=seed)
         if prepared:

@@ -1,6 +1,6 @@
-"""Renders for looking at results: a reconstruction from the front, three-quarter and profile, textured or grey
-clay, with or without the expression; and the README's figures (``docs/images/``: the texture modes, every
-ARKit key on the mean face, the ICT registration's distances)."""
+"""Renders for looking at results: a reconstruction (or its whole head) from the front, three-quarter and profile,
+textured or grey clay, with or without the expression; and the README's figures (``docs/images/``: the texture
+modes, the heads, every ARKit key on the mean face, the ICT registration's distances)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,82 @@ def texture_modes_figure(photos: list[str | Path], out: Path, size: int = 160, t
     grid = np.concatenate(rows, axis=0)
     header = _labels(["photo", "photo texture", "(three-quarter)", "network texture", "(three-quarter)"], size)
     image = (np.concatenate([header, grid], axis=0) * 255 + 0.5).astype(np.uint8)
+    return save_image(out, image)
+
+
+def render_head(head, yaw_deg: float = 0.0, size: int = 256, expression: bool = True, textured: bool = True,
+                background=(0.16, 0.16, 0.18)) -> np.ndarray:
+    """(size, size, 3) float in [0, 1]: a :class:`~facerecon_core.head.mesh.HeadMesh` turned by ``yaw_deg``, under
+    the soft frontal light of :func:`render_view`, textured (its materials' textures and colours, laid into one
+    atlas for the renderer) or in grey clay, with the photo's expression (its keys at their weights) or neutral."""
+    from facerecon_core.pose import CropCamera, euler_to_matrix
+    from facerecon_core.render.numpy_render import render_mesh_numpy
+
+    verts = (head.expressive() if expression else head.vertices).astype(np.float64)
+    skin = head.part("face")
+    verts = (verts - verts[skin].mean(0)) @ euler_to_matrix(np.radians([0.0, yaw_deg, 0.0])).T
+    camera = CropCamera(size)
+    verts = (verts + [0.0, 20.0, -camera.focal * 330.0 / size]).astype(np.float32)
+    vertex_of, uv_of, triangles = head.split
+    sh = frontal_light(ambient=0.85, diffuse=0.3, direction=(-0.3, 0.4, 1.0)).astype(np.float32)
+    if textured:
+        atlas, uv = _head_atlas(head)
+        shading = {"uv": uv[uv_of], "texture": atlas}
+    else:
+        shading = {"vertex_colors": np.tile(np.float32(CLAY), (len(vertex_of), 1))}
+    image, _ = render_mesh_numpy(verts[vertex_of], triangles, camera.render_camera(), sh=sh,
+                                 background=np.broadcast_to(np.float32(background), (size, size, 3)), **shading)
+    return np.clip(image[0], 0.0, 1.0)
+
+
+def _head_atlas(head) -> tuple[np.ndarray, np.ndarray]:
+    """One texture for the renderer (the skin's H × 2H on top; the eyes' and the flat colours below it) and each UV
+    index's place in it."""
+    from facerecon_core import imageops
+
+    height = head.skin_texture.shape[0]
+    below = np.zeros((height, 2 * height, 3), np.float32)
+    below[:, :height] = imageops.resize(head.eye_texture, height, height).astype(np.float32) / 255.0
+    flat = [m for m in head.materials if m in head.colours]
+    from facerecon_core.head.texture import OPACITY
+
+    tone = np.median(head.skin_texture.reshape(-1, 3), axis=0).astype(np.float32) / 255.0
+    for i, name in enumerate(flat):  # half-transparent ones over the skin tone (the renderer has no alpha)
+        alpha = OPACITY.get(name, 1.0)
+        below[:, height + i * height // len(flat):height + (i + 1) * height // len(flat)] = \
+            alpha * np.float32(head.colours[name]) + (1 - alpha) * tone
+    atlas = np.concatenate([head.skin_texture.astype(np.float32) / 255.0, below], axis=0)
+    material = np.zeros(len(head.uvs), np.int64)
+    material[head.poly_uvs] = np.repeat(head.poly_material, head.poly_sizes)
+    uv = head.uvs.astype(np.float64)
+    out = np.empty_like(uv)
+    for index, name in enumerate(head.materials):
+        mine = material == index
+        if name == "skin":
+            out[mine] = np.c_[uv[mine, 0], 0.5 + 0.5 * uv[mine, 1]]
+        elif name == "eyes":
+            out[mine] = 0.5 * uv[mine]
+        else:
+            out[mine] = [0.5 + (flat.index(name) + 0.5) / (2 * len(flat)), 0.25]
+    return atlas, out.astype(np.float32)
+
+
+def head_figure(photos: list[str | Path], out: Path, size: int = 192, model=None) -> Path:
+    """One row per photo (``--mesh head``): the photo's face, the head front and three-quarter neutral, then front
+    and three-quarter with the photo's expression, and a grey-clay three-quarter with it (PNG, atomically)."""
+    from facerecon_core.io import save_image
+    from facerecon_core.pipeline import Reconstructor
+
+    reader = Reconstructor(model, mesh="head", texture_size=1024)
+    rows = []
+    for photo in photos:
+        rec = reader.reconstruct(str(photo))[0]
+        row = [_photo_crop(photo, rec, size)]
+        row += [render_head(rec.head, yaw, size, expression=e) for e in (False, True) for yaw in (0.0, 35.0)]
+        row.append(render_head(rec.head, 35.0, size, textured=False))
+        rows.append(np.concatenate(row, axis=1))
+    header = _labels(["photo", "neutral", "(three-quarter)", "photo's expression", "(three-quarter)", "clay"], size)
+    image = (np.concatenate([header, *rows], axis=0) * 255 + 0.5).astype(np.uint8)
     return save_image(out, image)
 
 

@@ -65,7 +65,13 @@ def write_all(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     base = outdir / name
-    mesh_rec = replace(rec, albedo=resize_texture(rec.albedo, texture_size))
+    albedo = resize_texture(rec.albedo, texture_size)
+    confidence = rec.texture_confidence
+    if confidence is not None and confidence.shape != albedo.shape[:2]:
+        from facerecon_core import imageops
+
+        confidence = imageops.resize(confidence, albedo.shape[1], albedo.shape[0], "linear")
+    mesh_rec = replace(rec, albedo=albedo, texture_confidence=confidence)
     written: list[Path] = []
     try:
         for fmt in dict.fromkeys(formats):

@@ -52,7 +52,7 @@ def exp_key_names(count: int) -> list[str]:
 
 
 def albedo_pixels(albedo: np.ndarray) -> np.ndarray:
-    """A (T, T, 3) uint8 texture (row 0 = v = 1) as Blender image pixels: flat RGBA float32, bottom row first."""
+    """A (H, W, 3) uint8 texture (row 0 = v = 1) as Blender image pixels: flat RGBA float32, bottom row first."""
     albedo = np.asarray(albedo)
     if albedo.ndim != 3 or albedo.shape[2] != 3:
         raise ValueError(f"albedo must be (T, T, 3), got {albedo.shape}")
@@ -181,6 +181,49 @@ def face_mesh_data(rec: FaceReconstruction, exp_basis: np.ndarray | None = None,
                         texture=albedo_pixels(albedo), texture_size=int(albedo.shape[0]), exp_keys=keys,
                         confidence=confidence, arkit_keys=arkit_keys, arkit_weights=rec.arkit_weights,
                         residual=residual, photo_keys=photo_keys)
+
+
+@dataclass(frozen=True)
+class HeadMeshData:
+    """Everything the add-on writes into a Blender mesh for a head (``mesh="head"``; Blender frame, metres): ICT's
+    polygons (quads kept), a material per part with its texture or colour, the shape keys, a vertex group per part."""
+
+    basis: np.ndarray  # (N, 3) float32: the neutral head
+    poly_sizes: np.ndarray  # (P,) int32
+    poly_vertices: np.ndarray  # (C,) int32, the loops' vertices
+    loop_uvs: np.ndarray  # (C, 2) float32
+    poly_material: np.ndarray  # (P,) int32 index into ``materials``
+    materials: tuple[str, ...]
+    textures: dict[str, tuple[np.ndarray, int, int]]  # material -> (flat RGBA pixels, width, height)
+    colours: dict[str, tuple[float, float, float]]  # untextured material -> sRGB colour
+    opacity: dict[str, float]  # half-transparent materials (the eyelashes' cards) -> alpha
+    keys: dict[str, np.ndarray]  # shape key -> (N, 3) absolute positions
+    weights: dict[str, float]  # shape key -> its value (the photo's)
+    vertex_groups: dict[str, np.ndarray]  # part name -> vertex ids
+    notice: str
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self.basis)
+
+
+def head_mesh_data(rec: FaceReconstruction) -> HeadMeshData:
+    """Mesh arrays of ``rec.head``."""
+    from facerecon_core.head.texture import OPACITY
+
+    head = rec.head
+    basis = to_blender(head.vertices)
+    keys = {name: basis + to_blender(delta) for name, delta in zip(head.key_names, head.key_deltas)}
+    textures = {name: (albedo_pixels(image), image.shape[1], image.shape[0])
+                for name, image in head.material_textures().items()}
+    groups = {str(name): np.arange(lo, hi + 1) for name, (lo, hi) in zip(head.part_names, head.part_ranges)}
+    return HeadMeshData(basis=basis, poly_sizes=head.poly_sizes.astype(np.int32),
+                        poly_vertices=head.poly_vertices.astype(np.int32),
+                        loop_uvs=np.ascontiguousarray(head.uvs[head.poly_uvs], np.float32),
+                        poly_material=head.poly_material.astype(np.int32), materials=tuple(head.materials),
+                        textures=textures, colours=dict(head.colours), opacity=dict(OPACITY), keys=keys,
+                        weights=dict(zip(head.key_names, (float(w) for w in head.key_weights))),
+                        vertex_groups=groups, notice=head.notice)
 
 
 def scene_properties(rec: FaceReconstruction, model_version: str = "") -> dict[str, object]:

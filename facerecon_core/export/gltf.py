@@ -2,6 +2,9 @@
 solved weights plus "Expression residual" (or, without the rig, one target "Expression"); for one person from
 several photos, then one target per photo (its expression), named after the photo, at weight 0.
 
+With a head (``mesh="head"``), the whole head instead: a primitive per material, the same keys on all
+(:func:`head_document`).
+
 Written directly (JSON + one binary buffer; no dependency): trimesh cannot export morph targets.
 glTF is +Y up in metres; the face model's frame is already y up / z toward the viewer, so the
 only conversion is mm → m. Texture coordinates are flipped to glTF's v-down convention.
@@ -17,10 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from facerecon_core.export._common import MM_TO_M, atomic_files, encode_png, resize_texture, vertex_normals
+from facerecon_core.head.texture import OPACITY
 from facerecon_core.reconstruction import FaceReconstruction
 
 TARGET_NAME = "Expression"
 RESIDUAL_NAME = "Expression residual"
+
 SPARSE_THRESHOLD_M = 5e-5  # morph-target rows moving less than 0.05 mm are left out (read as zero)
 
 _FLOAT, _UINT32 = 5126, 5125
@@ -83,7 +88,9 @@ class _Buffer:
 
 def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
                  expression_weight: float = 1.0) -> tuple[dict, bytes]:
-    """The glTF JSON document and its binary buffer for ``rec``."""
+    """The glTF JSON document and its binary buffer for ``rec`` (its head when it has one)."""
+    if rec.head is not None:
+        return head_document(rec, expression_weight)
     identity = rec.identity_vertices.astype(np.float32)
     expressive = rec.vertices()
     normals = vertex_normals(identity, rec.triangles)
@@ -148,6 +155,78 @@ def glb_document(rec: FaceReconstruction, texture_size: int | None = None,
     data = buf.data()
     doc["buffers"] = [{"byteLength": len(data)}]
     return doc, data
+
+
+def head_document(rec: FaceReconstruction, expression_weight: float = 1.0) -> tuple[dict, bytes]:
+    """The glTF document of ``rec.head``: one mesh, a primitive per material (skin and eyes textured; gums, teeth
+    and eyelashes flat colours), all with the head's shape keys as morph targets (``extras.targetNames``) at the
+    photo's weights (the residual's, or the whole expression's, at ``expression_weight``)."""
+    head = rec.head
+    vertex_of, uv_of, triangles = head.split
+    positions = _metres(head.vertices)
+    normals = vertex_normals(head.vertices, head.triangles)
+    buf = _Buffer()
+    images, textures, materials, primitives = [], [], [], []
+    material_of_triangle = head.triangle_material
+    textured = head.material_textures()
+    for index, name in enumerate(head.materials):
+        mine = triangles[material_of_triangle == index]
+        if not len(mine):
+            continue
+        used, local = np.unique(mine, return_inverse=True)
+        uv = head.uvs[uv_of[used]]
+        attributes = {
+            "POSITION": buf.accessor(positions[vertex_of[used]], "VEC3", _ARRAY_BUFFER, bounds=True),
+            "NORMAL": buf.accessor(normals[vertex_of[used]].astype(np.float32), "VEC3", _ARRAY_BUFFER),
+            "TEXCOORD_0": buf.accessor(np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1).astype(np.float32), "VEC2",
+                                       _ARRAY_BUFFER),
+        }
+        pbr = {"metallicFactor": 0.0, "roughnessFactor": 0.9 if name != "eyes" else 0.3}
+        if name in textured:
+            images.append({"bufferView": buf.view(encode_png(textured[name])), "mimeType": "image/png", "name": name})
+            textures.append({"sampler": 0, "source": len(images) - 1})
+            pbr["baseColorTexture"] = {"index": len(textures) - 1}
+        else:
+            pbr["baseColorFactor"] = [*_linear(head.colours.get(name, (0.8, 0.8, 0.8))), OPACITY.get(name, 1.0)]
+        materials.append({"name": name, "pbrMetallicRoughness": pbr,
+                          **({"alphaMode": "BLEND"} if name in OPACITY else {})})
+        primitives.append({
+            "attributes": attributes, "material": len(materials) - 1, "mode": 4,
+            "indices": buf.accessor(local.reshape(-1, 3).astype(np.uint32).reshape(-1), "SCALAR",
+                                    _ELEMENT_ARRAY_BUFFER, bounds=True),
+            "targets": [{"POSITION": buf.sparse(_metres(delta[vertex_of[used]]))} for delta in head.key_deltas],
+        })
+    weights = [float(w) for w in head.key_weights]
+    for k, name in enumerate(head.key_names):
+        if name in (RESIDUAL_NAME, TARGET_NAME):
+            weights[k] = float(expression_weight)
+    name = Path(rec.source).stem if rec.source else "head"
+    doc = {
+        "asset": {"version": "2.0", "generator": "facerecon"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": name or "head"}],
+        "meshes": [{"name": "head", "primitives": primitives, "weights": weights,
+                    "extras": {"targetNames": list(head.key_names)}}],
+        "materials": materials,
+        "textures": textures,
+        "samplers": [{"magFilter": _LINEAR, "minFilter": _LINEAR_MIPMAP_LINEAR, "wrapS": _CLAMP_TO_EDGE,
+                      "wrapT": _CLAMP_TO_EDGE}],
+        "images": images,
+        "bufferViews": buf.views,
+        "accessors": buf.accessors,
+        "extras": {"units": "metres", "source": rec.source, "licence": head.notice,
+                   "frame": "face model: x = subject's left, y up, z toward the viewer"},
+    }
+    data = buf.data()
+    doc["buffers"] = [{"byteLength": len(data)}]
+    return doc, data
+
+
+def _linear(srgb) -> list[float]:
+    """sRGB (0–1) → linear, as glTF's baseColorFactor is."""
+    c = np.asarray(srgb, np.float64)
+    return [float(x) for x in np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)]
 
 
 def encode_glb(doc: dict, data: bytes) -> bytes:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facerecon_core.export._common import MM_TO_M, atomic_files, encode_png, resize_texture, vertex_normals
+from facerecon_core.head.texture import OPACITY
 from facerecon_core.reconstruction import FaceReconstruction
 
 
@@ -35,7 +36,10 @@ def write_obj(rec: FaceReconstruction, path: str | os.PathLike, texture_size: in
     The mesh is the expressive face (identity + expression) in the face model's frame, in
     **metres** (x = subject's left, y up, z toward the viewer), with ``vt`` (v up) and ``vn``;
     faces ``f v/vt/vn`` (the three indices are equal). ``texture_size`` resizes the texture.
+    With ``rec.head``, the expressive head instead (:func:`_write_head`; also ``NAME_eyes.png``).
     """
+    if rec.head is not None:
+        return _write_head(rec, *obj_paths(path))
     obj_path, mtl_path, png_path = obj_paths(path)
     verts = rec.vertices()
     normals = vertex_normals(verts, rec.triangles)
@@ -63,3 +67,47 @@ def write_obj(rec: FaceReconstruction, path: str | os.PathLike, texture_size: in
             fh.write(f"usemtl {material}\ns 1\n")
             fh.write(_face_lines(rec.triangles))
     return [obj_path, mtl_path, png_path]
+
+
+def _write_head(rec: FaceReconstruction, obj_path: Path, mtl_path: Path, png_path: Path) -> list[Path]:
+    """The expressive head: ICT's quads and triangles, grouped by material (``usemtl``), its own UVs; the skin
+    texture in ``NAME_albedo.png``, the eyes' in ``NAME_eyes.png``, flat colours for gums, teeth and eyelashes."""
+    head = rec.head
+    eyes_path = png_path.with_name(png_path.name.replace("_albedo.png", "_eyes.png"))
+    verts = head.expressive()
+    normals = vertex_normals(verts, head.triangles)
+    images = {"skin": (png_path, head.skin_texture), "eyes": (eyes_path, head.eye_texture)}
+    starts = np.concatenate([[0], np.cumsum(head.poly_sizes)[:-1]])
+    with atomic_files(obj_path, mtl_path, png_path, eyes_path) as (obj_tmp, mtl_tmp, png_tmp, eyes_tmp):
+        png_tmp.write_bytes(encode_png(head.skin_texture))
+        eyes_tmp.write_bytes(encode_png(head.eye_texture))
+        lines = ["# facerecon head materials"]
+        for name in head.materials:
+            colour = head.colours.get(name, (1.0, 1.0, 1.0)) if name not in images else (1.0, 1.0, 1.0)
+            lines += [f"newmtl {name}", "Ka 0 0 0", "Kd %.4f %.4f %.4f" % tuple(colour), "Ks 0 0 0", "Ns 1",
+                      f"d {OPACITY.get(name, 1.0):g}", "illum 1"] + ([f"map_Kd {images[name][0].name}"] if name in images else [])
+        mtl_tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with open(obj_tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("# facerecon head reconstruction (identity + expression)\n")
+            if rec.source:
+                fh.write(f"# source: {' '.join(rec.source.splitlines())}\n")
+            fh.write("# units: metres; frame: x = subject's left, y up, z toward the viewer (face model frame)\n")
+            for line in head.notice.splitlines()[:3]:
+                fh.write(f"# {line}\n")
+            fh.write(f"# {len(verts)} vertices, {len(head.poly_sizes)} polygons\n")
+            fh.write(f"mtllib {mtl_path.name}\no head\n")
+            fh.write(_rows("v %.7f %.7f %.7f\n", verts.astype(np.float64) * MM_TO_M))
+            fh.write(_rows("vt %.6f %.6f\n", head.uvs.astype(np.float64)))
+            fh.write(_rows("vn %.5f %.5f %.5f\n", normals.astype(np.float64)))
+            fh.write("s 1\n")
+            for index, name in enumerate(head.materials):
+                fh.write(f"usemtl {name}\n")
+                for size in (3, 4):
+                    polygons = np.flatnonzero((head.poly_material == index) & (head.poly_sizes == size))
+                    if not len(polygons):
+                        continue
+                    corners = starts[polygons][:, None] + np.arange(size)
+                    v = head.poly_vertices[corners].astype(np.int64) + 1
+                    t = head.poly_uvs[corners].astype(np.int64) + 1
+                    fh.write(_rows("f" + " %d/%d/%d" * size + "\n", np.stack([v, t, v], -1).reshape(len(v), -1)))
+    return [obj_path, mtl_path, png_path, eyes_path]

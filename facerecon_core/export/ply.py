@@ -14,29 +14,33 @@ from facerecon_core.reconstruction import FaceReconstruction
 def write_ply(rec: FaceReconstruction, path: str | os.PathLike) -> Path:
     """Write a binary little-endian PLY atomically; returns the path.
 
-    Vertices: the expressive face in metres (face model frame) with float normals and uchar
-    RGB sampled bilinearly from the albedo texture at the vertex UVs; faces as ``uchar``-counted
+    Vertices: the expressive face (or, with ``rec.head``, the expressive head) in metres (face model frame) with
+    float normals and uchar RGB sampled bilinearly from the texture at the vertex UVs; faces as ``uchar``-counted
     ``int`` index lists (counter-clockwise from outside).
     """
+    if rec.head is not None:
+        return _write(path, rec.head.expressive(), rec.head.triangles, rec.head.vertex_colours(), "head")
+    return _write(path, rec.vertices(), rec.triangles, vertex_colors(rec), "face")
+
+
+def _write(path: str | os.PathLike, verts: np.ndarray, triangles: np.ndarray, colors: np.ndarray, what: str) -> Path:
     path = Path(path)
-    verts = rec.vertices()
     vertex = np.empty(len(verts), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"),
                                          ("nz", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
     xyz = (verts.astype(np.float64) * MM_TO_M).astype(np.float32)
-    normals = vertex_normals(verts, rec.triangles)
-    colors = vertex_colors(rec)
+    normals = vertex_normals(verts, triangles)
     for k, axis in enumerate("xyz"):
         vertex[axis] = xyz[:, k]
         vertex["n" + axis] = normals[:, k]
     for k, channel in enumerate(("red", "green", "blue")):
         vertex[channel] = colors[:, k]
-    face = np.empty(len(rec.triangles), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
+    face = np.empty(len(triangles), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
     face["n"] = 3
-    face["idx"] = rec.triangles
+    face["idx"] = triangles
     header = "\n".join([
         "ply",
         "format binary_little_endian 1.0",
-        "comment facerecon face reconstruction (identity + expression)",
+        f"comment facerecon {what} reconstruction (identity + expression)",
         "comment units: metres; frame: x = subject's left, y up, z toward the viewer",
         f"element vertex {len(vertex)}",
         *(f"property float {name}" for name in ("x", "y", "z", "nx", "ny", "nz")),

@@ -132,7 +132,30 @@ def _smooth(values: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], steps
 
 
 # ------------------------------------------------------------------------------------------ registration
-def register(model, ict: dict[str, np.ndarray], iterations: int = 2) -> Registration:
+@dataclass(frozen=True)
+class IctWarp:
+    """The ICT face laid onto our mean face: a similarity, then a thin-plate spline through landmark and
+    closest-point pairs (``src`` → ``dst``, in the similarity's frame)."""
+
+    rotation_scale: np.ndarray  # (3, 3): ICT directions (mm) → ours
+    translation: np.ndarray  # (3,) mm
+    aligned: np.ndarray  # (N, 3) every ICT vertex after the similarity, mm in our frame
+    warped: np.ndarray  # (N, 3) the same, the face area's vertices also warped onto our face
+    triangles: np.ndarray  # (F, 3) the ICT face area's triangles
+    src: np.ndarray  # (P, 3) the spline's control points (aligned ICT) …
+    dst: np.ndarray  # (P, 3) … and where it takes them (on our mean face)
+    landmark_mm: float  # mean distance of the 68 landmarks after the similarity (before the warp)
+
+    def warp(self, points: np.ndarray) -> np.ndarray:
+        """Aligned ICT points (M, 3) through the spline."""
+        return _tps(self.src, self.dst, np.asarray(points, np.float64), smoothing=1.0)
+
+
+def warp_ict(model, ict: dict[str, np.ndarray], iterations: int = 2, pairs: int = 600,
+             max_pair_mm: float | None = None) -> IctWarp:
+    """Align the ICT neutral face to ``model``'s mean face and warp its face area onto it (through the landmarks
+    and ``pairs`` closest-point pairs, found anew ``iterations`` times; with ``max_pair_mm``, only the pairs
+    closer than that: our face reaches further back at the sides than ICT's face area)."""
     from facerecon_core.eval.metrics import umeyama
 
     ours = model.mean_shape.astype(np.float64)
@@ -146,25 +169,40 @@ def register(model, ict: dict[str, np.ndarray], iterations: int = 2) -> Registra
 
     triangles = _face_triangles(ict)
     used = np.unique(triangles)
-    labels_ours, labels_ict = _labels(ours, lm_ours), _labels(aligned, aligned[ict["landmark_vertices"]])
+    labels_ours, labels_ict = lip_lid_labels(ours, lm_ours), ict_labels(aligned, ict)
     # the warp: landmarks first, then closest-point pairs over the face
     src, dst = aligned[ict["landmark_vertices"]], lm_ours
     warped = aligned
-    spread = np.linspace(0, len(ours) - 1, 600).astype(int)
-    for _ in range(iterations + 1):
+    spread = np.linspace(0, len(ours) - 1, pairs).astype(int)
+    for step in range(iterations + 1):
         warped = aligned.copy()
         warped[used] = _tps(src, dst, aligned[used], smoothing=1.0)
-        tri, bary, _ = _closest(warped, triangles, ours[spread], labels_ours[spread], labels_ict)
-        hits = np.einsum("vk,vkc->vc", bary, aligned[tri])  # the pairs' points before the warp
+        if step == iterations:
+            break
+        tri, bary, distance = closest_on_mesh(warped, triangles, ours[spread], labels_ours[spread], labels_ict)
+        near = distance < (np.inf if max_pair_mm is None else max_pair_mm)
+        hits = np.einsum("vk,vkc->vc", bary[near], aligned[tri[near]])  # the pairs' points before the warp
         src = np.concatenate([aligned[ict["landmark_vertices"]], hits])
-        dst = np.concatenate([lm_ours, ours[spread]])
-    tri, bary, distance = _closest(warped, triangles, ours, labels_ours, labels_ict)
+        dst = np.concatenate([lm_ours, ours[spread[near]]])
+    return IctWarp(rotation_scale, similarity.translation, aligned, warped, triangles, src, dst, landmark_mm)
+
+
+def ict_labels(aligned: np.ndarray, ict: dict[str, np.ndarray]) -> np.ndarray:
+    """Upper / lower lip and lid labels of the aligned ICT vertices (see :func:`lip_lid_labels`)."""
+    return lip_lid_labels(aligned, aligned[ict["landmark_vertices"]])
+
+
+def register(model, ict: dict[str, np.ndarray], iterations: int = 2) -> Registration:
+    ours = model.mean_shape.astype(np.float64)
+    warp = warp_ict(model, ict, iterations)
+    labels_ours = lip_lid_labels(ours, ours[model.landmark_indices])
+    tri, bary, distance = closest_on_mesh(warp.warped, warp.triangles, ours, labels_ours, ict_labels(warp.aligned, ict))
     face = model.face_vertices()
     indptr, indices = model.neighbours
     owner = np.repeat(np.arange(len(ours)), np.diff(indptr))
     same = _same_side(labels_ours[owner], labels_ours[indices])
     kept = np.concatenate([[0], np.cumsum(np.bincount(owner[same], minlength=len(ours)))])
-    return Registration(tri, bary, rotation_scale, float(distance[face].mean()), landmark_mm, distance,
+    return Registration(tri, bary, warp.rotation_scale, float(distance[face].mean()), warp.landmark_mm, distance,
                         (kept, indices[same]))
 
 
@@ -193,7 +231,7 @@ _PARTS = ((UPPER_LIP, LOWER_LIP, (60, (61, 67), (62, 66), (63, 65), 64), (48, 54
           (UPPER_LID, LOWER_LID, (42, (43, 47), (44, 46), 45), (42, 45), (24, 29)))
 
 
-def _labels(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def lip_lid_labels(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(N,) int: which side of each mouth and eye line a vertex lies on, within that feature's box; 0 elsewhere.
     The line runs through the inner corners and the midpoints of the inner upper/lower landmark pairs."""
     labels = np.zeros(len(vertices), np.int64)
@@ -228,7 +266,7 @@ def _tps(src: np.ndarray, dst: np.ndarray, points: np.ndarray, smoothing: float)
     return out
 
 
-def _closest(vertices: np.ndarray, triangles: np.ndarray, queries: np.ndarray, query_labels: np.ndarray,
+def closest_on_mesh(vertices: np.ndarray, triangles: np.ndarray, queries: np.ndarray, query_labels: np.ndarray,
              vertex_labels: np.ndarray, candidates: int = 12):
     """Each query's closest point on the mesh, among triangles none of whose corners has the opposite label
     (upper vs lower lip or lid): (triangle corners (Q, 3), barycentric (Q, 3), distance (Q,))."""

@@ -23,6 +23,7 @@ import numpy as np
 from facerecon_core import paths
 from facerecon_core.detect import Crop, DetectedFace, FaceDetector, LandmarkDetector, NoFaceError
 from facerecon_core.facemodel import FaceModel
+from facerecon_core.head.build import build_head
 from facerecon_core.inference import BundleError, ModelBundle
 from facerecon_core.pipeline import crop as crop_stage
 from facerecon_core.pipeline import light as light_stage
@@ -42,7 +43,8 @@ Progress = Callable[[str, float], Any]
 
 # share of a photo's run each stage starts at (refinement takes the part after "texture")
 _STAGES = {"load": 0.0, "detect": 0.02, "crop": 0.25, "network": 0.3, "recrop": 0.5, "decode": 0.75,
-           "texture": 0.85, "light": 0.9, "done": 1.0}
+           "texture": 0.85, "light": 0.9, "head": 0.95, "done": 1.0}
+MESHES = ("face", "head")
 _REFINE_SHARE = 0.8  # with refinement, the stages before it are squeezed into the first 20 %
 
 DETECTION_SCORE_HALF = 0.5
@@ -139,6 +141,9 @@ class Reconstructor:
     ``texture``: ``photo`` (the photo's own detail, de-lit, blended with the texture stream's map,
     :mod:`.photo_texture`; its confidence in :attr:`FaceReconstruction.texture_confidence`) or ``network``
     (the texture stream's map alone, :mod:`.texture`).
+    ``mesh``: ``face`` (the face model's topology) or ``head`` (also the whole ICT head around it, with eyes,
+    teeth and its ARKit keys, in :attr:`FaceReconstruction.head`; :mod:`facerecon_core.head`); ``head_rig``: the
+    rig (default: the built one, ``facerecon assets head``).
     ``progress``: default progress callback (see :data:`Progress`).
     """
 
@@ -147,7 +152,7 @@ class Reconstructor:
                  device: str = "auto", texture_size: int = 512, refine: int = 0, mirror: bool = True,
                  shifts: bool = True, recrop: bool = False, light: str = "fit", texture: str = "photo",
                  detector: FaceDetector | None = None, landmarker: LandmarkDetector | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, mesh: str = "face", head_rig=None) -> None:
         if texture_size < 8:
             raise ValueError(f"texture_size must be at least 8, got {texture_size}")
         if refine < 0:
@@ -156,7 +161,10 @@ class Reconstructor:
             raise ValueError(f"light {light!r}: expected one of {', '.join(light_stage.LIGHT_MODES)}")
         if texture not in TEXTURE_MODES:
             raise ValueError(f"texture {texture!r}: expected one of {', '.join(TEXTURE_MODES)}")
+        if mesh not in MESHES:
+            raise ValueError(f"mesh {mesh!r}: expected one of {', '.join(MESHES)}")
         self.facemodel = facemodel if isinstance(facemodel, FaceModel) else FaceModel.load(facemodel)
+        self.head_rig = head_rig_for(head_rig, self.facemodel) if mesh == "head" else None
         self.device = resolve_device(device, runtime)
         self.bundle = resolve_bundle(model, self.facemodel, runtime=runtime, device=self.device)
         self.detector = detector or FaceDetector()
@@ -175,6 +183,7 @@ class Reconstructor:
         self.progress = progress
         self._fitters: dict[int, Any] = {}
         self._cancel = threading.Event()
+        self._faces_only = False  # reconstruct_person builds one head from all the photos, not one per photo
         self.last_run: list[RunDetails] = []
 
     @property
@@ -282,7 +291,6 @@ class Reconstructor:
         timings["arkit"] = _ms(t0)
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
-        self._check(report, "done", 1.0)
 
         results = []
         for i, (face, c2, dec) in enumerate(zip(faces, crops2, decoded)):
@@ -299,6 +307,14 @@ class Reconstructor:
                 arkit_residual=arkit[i].residual if arkit[i] else None,
                 arkit_keys=solver.deltas if solver else None,
             ))
+        if self.head_rig is not None and not self._faces_only:
+            t0 = stage("head")
+            for rec in results:
+                rec.head = build_head(self.head_rig, rec, photo)
+            for rec in results:
+                rec.timings["head"] = _ms(t0)
+                rec.timings["total"] = _ms(start)
+        self._check(report, "done", 1.0)
         self.last_run = [RunDetails(face, c1, c2, ok, refine_losses, albedo_maps[i])
                          for i, (face, c1, c2, ok) in enumerate(zip(faces, crops1, crops2, recropped))]
         return results
@@ -314,16 +330,33 @@ class Reconstructor:
         A photo that cannot be read or shows no face is left out (listed in ``skipped``); when none is left the
         first photo's error is raised. ``name``: the person's name (default: the first photo's); ``sources``: the
         photos' names (default: their file names, for arrays ``photoN``)."""
-        from facerecon_core.io.photo import PhotoError
-
         if not images:
             raise ValueError("reconstruct_person needs at least one photo")
         report = progress or self.progress
-        inputs, skipped, errors = [], [], []
-        count = len(images)
         stems = [Path(s).stem for s in sources] if sources else [
             Path(str(im)).stem if isinstance(im, (str, os.PathLike)) else f"photo{k + 1}"
             for k, im in enumerate(images)]
+        self._faces_only = True
+        try:
+            inputs, skipped, errors = self._person_photos(images, stems, sources, report)
+        finally:
+            self._faces_only = False
+        if not inputs:
+            raise errors[0]
+        self._check(report, "combine", 0.9)
+        person = combine_photos(inputs, self.facemodel, name or inputs[0].name, self.texture, config, skipped)
+        if self.head_rig is not None:
+            self._check(report, "head", 0.95)
+            person.head = build_head(self.head_rig, person.reconstruction(), inputs[0].photo)
+        self._check(report, "done", 1.0)
+        return person
+
+    def _person_photos(self, images: list, stems: list[str], sources: list[str] | None, report):
+        """Each photo's reconstruction for :meth:`reconstruct_person`: (inputs, skipped, errors)."""
+        from facerecon_core.io.photo import PhotoError
+
+        count = len(images)
+        inputs, skipped, errors = [], [], []
         for k, (image, stem) in enumerate(zip(images, unique_names(stems))):
             def scaled(stage: str, fraction: float, k=k):
                 return None if report is None else report(stage, 0.9 * (k + fraction) / count)
@@ -337,12 +370,7 @@ class Reconstructor:
                 continue
             details = self.last_run[0]
             inputs.append(PhotoInput(stem, photo, rec, details.albedo_map, details.detection.landmarks[MOUTH_OPENING]))
-        if not inputs:
-            raise errors[0]
-        self._check(report, "combine", 0.9)
-        person = combine_photos(inputs, self.facemodel, name or inputs[0].name, self.texture, config, skipped)
-        self._check(report, "done", 1.0)
-        return person
+        return inputs, skipped, errors
 
     # ----------------------------------------------------------------------------- helpers
     def _check(self, report: Progress | None, stage: str, fraction: float) -> None:
@@ -402,6 +430,18 @@ def _photo_projection(crop: Crop, size: int) -> Callable[[np.ndarray], np.ndarra
     return lambda points: crop.to_image(camera.project(points))
 
 
+def head_rig_for(rig, facemodel: FaceModel):
+    """The head rig for ``mesh="head"`` (a :class:`HeadRig`, a path, or None: the built one), checked against the
+    face model."""
+    from facerecon_core.head.rig import HeadError, HeadRig
+
+    rig = rig if isinstance(rig, HeadRig) else HeadRig.load(rig)
+    if rig.face_model_hash != facemodel.content_hash:
+        raise HeadError(f"{rig.path or 'the head rig'} was built for another face-model asset; rebuild it with "
+                        f"`facerecon assets head`")
+    return rig
+
+
 def _warm_up_dlib(detector: FaceDetector, landmarker: LandmarkDetector) -> None:
     from facerecon_core.detect import models
 
@@ -417,20 +457,22 @@ def _ms(t0: float) -> float:
 
 def reconstruct(image: np.ndarray | str | os.PathLike, *, model: str | os.PathLike | ModelBundle | None = None,
                 refine: int = 0, all_faces: bool = False, texture: str = "photo",
-                texture_size: int = 512) -> list[FaceReconstruction]:
+                texture_size: int = 512, mesh: str = "face") -> list[FaceReconstruction]:
     """Reconstruct the largest face of a photo (path or H×W×3 uint8 RGB array), or all faces.
 
     ``model``: bundle folder, loaded :class:`ModelBundle`, or None for the default location
     (``facerecon_core/data/model/``). ``refine``: photometric refinement steps (needs torch).
-    ``texture``: ``photo`` (default) or ``network``, see :class:`Reconstructor`.
+    ``texture``: ``photo`` (default) or ``network``, see :class:`Reconstructor`. ``mesh``: ``face`` (default) or
+    ``head`` (the whole head too, in each result's ``head``).
     For many photos, build one :class:`Reconstructor` and call it repeatedly.
     """
-    return Reconstructor(model, refine=refine, texture=texture,
-                         texture_size=texture_size).reconstruct(image, all_faces=all_faces)
+    return Reconstructor(model, refine=refine, texture=texture, texture_size=texture_size,
+                         mesh=mesh).reconstruct(image, all_faces=all_faces)
 
 
 def reconstruct_person(images: list, *, model: str | os.PathLike | ModelBundle | None = None, name: str | None = None,
-                       texture: str = "photo", texture_size: int = 512) -> PersonReconstruction:
+                       texture: str = "photo", texture_size: int = 512, mesh: str = "face") -> PersonReconstruction:
     """Several photos of one person → one identity, each photo's expression, one texture (see
     :meth:`Reconstructor.reconstruct_person`); ``.reconstruction()`` of the result goes to the writers."""
-    return Reconstructor(model, texture=texture, texture_size=texture_size).reconstruct_person(images, name=name)
+    return Reconstructor(model, texture=texture, texture_size=texture_size, mesh=mesh).reconstruct_person(images,
+                                                                                                       name=name)

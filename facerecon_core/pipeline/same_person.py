@@ -22,6 +22,7 @@ from facerecon_core.facemodel import FaceModel
 from facerecon_core.pipeline.photo_texture import (PhotoTextureConfig, colour_gain, over_weights, pyramid_blend,
                                                    texture_masks)
 from facerecon_core.pose import matrix_to_euler, to_camera, umeyama
+from facerecon_core.head.mesh import HeadMesh
 from facerecon_core.reconstruction import FaceReconstruction
 
 
@@ -53,6 +54,7 @@ class PersonReconstruction:
     names: list[str]  # the photos' names, in order
     weights: np.ndarray  # (P,) each photo's share of the identity (sums to 1)
     skipped: list[tuple[str, str]]  # (photo, reason) of the photos left out (no face, unreadable)
+    head: HeadMesh | None = None  # the whole head (``mesh="head"``): the shared identity, a key per photo
 
     def reconstruction(self) -> FaceReconstruction:
         """One :class:`FaceReconstruction` for the writers and Blender: the shared identity, neutral (the ARKit keys
@@ -66,7 +68,7 @@ class PersonReconstruction:
             arkit_residual=zero if first.arkit_weights is not None else None,
             photo_expressions={n: p.expression_offsets for n, p in zip(self.names, self.photos)},
             photo_arkit=({n: dict(p.arkit_weights) for n, p in zip(self.names, self.photos)}
-                         if first.arkit_weights is not None else None))
+                         if first.arkit_weights is not None else None), head=self.head)
 
 
 def combine_identities(identities: np.ndarray, yaws: np.ndarray, confidences: np.ndarray, region: np.ndarray,

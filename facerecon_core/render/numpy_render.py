@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facerecon_core.imageops import sample_uv as _sample_one
 from facerecon_core.lighting import sh_basis
 
 from .camera import PerspectiveCamera
@@ -79,33 +80,6 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     if texture.ndim != 4 or len(texture) != len(uv):
         raise ValueError(f"texture must be (Ht, Wt, C) or (B, Ht, Wt, C) matching uv's batch, got {texture.shape}")
     return np.stack([_sample_one(tex, coords) for tex, coords in zip(texture, uv)])
-
-
-def _sample_one(texture: np.ndarray, uv: np.ndarray, image_of: np.ndarray | None = None) -> np.ndarray:
-    """Sample (Ht, Wt, C) at ``uv`` (..., 2); or (B, Ht, Wt, C) with a batch index per point."""
-    h, w = texture.shape[-3:-1]
-    dtype = np.result_type(texture.dtype, np.float32)
-    x = np.clip(uv[..., 0].astype(np.float64) * w - 0.5, 0.0, w - 1)
-    y = np.clip((1.0 - uv[..., 1].astype(np.float64)) * h - 0.5, 0.0, h - 1)
-    x0 = np.floor(x).astype(np.int64)
-    y0 = np.floor(y).astype(np.int64)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    fx = (x - x0).astype(dtype)[..., None]
-    fy = (y - y0).astype(dtype)[..., None]
-    if image_of is None:
-        tex = texture if texture.ndim == 3 else texture[0]
-
-        def at(yy, xx):
-            return tex[yy, xx]
-    else:
-
-        def at(yy, xx):
-            return texture[image_of, yy, xx]
-
-    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
-    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
-    return (top * (1 - fy) + bottom * fy).astype(dtype, copy=False)
 
 
 def render_mesh_numpy(
