@@ -221,3 +221,17 @@ def test_api_and_blender_head(recon_bundle, recon_facemodel, recon_head_rig, pho
     assert {g.name for g in obj.vertex_groups} >= {"eyeball_left", "teeth", "eyelashes_left"}
     assert any(len(p.vertices) == 4 for p in obj.data.polygons)
     assert "ICT" in obj["facerecon_licence"]
+
+
+@pytest.mark.slow
+def test_same_person_head_has_a_key_per_photo(recon_bundle, recon_facemodel, recon_head_rig, shared_dir):
+    from facerecon_core.pipeline import Reconstructor
+
+    photos = [shared_dir / "faces" / "jaffe" / name for name in ("KA.HA2.30.tiff", "KA.SU1.36.tiff")]
+    reconstructor = Reconstructor(recon_bundle, facemodel=recon_facemodel, device="cpu", texture_size=128,
+                                  mesh="head", head_rig=recon_head_rig)
+    person = reconstructor.reconstruct_person([str(p) for p in photos])
+    rec = person.reconstruction()
+    assert rec.head is person.head and rec.head.key_names[-2:] == ["KA.HA2.30", "KA.SU1.36"]
+    assert rec.head.key_weights[-2:].tolist() == [0.0, 0.0] and not rec.head.key_weights[:51].any()
+    assert np.abs(rec.head.key_deltas[-1]).max() > 0.5  # the surprised photo's expression, carried onto the head
