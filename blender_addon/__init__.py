@@ -15,7 +15,7 @@ bl_info = {
     "author": "facerecon developers",
     "version": (0, 1, 0),
     "blender": (4, 2, 0),
-    "location": "3D Viewport > Sidebar > Face; File > Import > Face from Photo",
+    "location": "3D Viewport > Sidebar > Face; File > Import > Face from Photo / Face from Video",
     "description": "Reconstruct an animatable 3D head (BFM topology, albedo texture, expression shape keys) "
                    "from one photo",
     "doc_url": "",

@@ -33,10 +33,13 @@ class JobState:
 
 
 class ReconstructionJob:
-    """One photo reconstructed in a daemon thread."""
+    """One photo reconstructed (or, with ``work=services.video.run``, one video tracked) in a daemon thread."""
 
-    def __init__(self, photo: str | Path, **options: Any) -> None:
+    def __init__(self, photo: str | Path, work: Callable[..., Any] | None = None, label: str = "Face from Photo",
+                 **options: Any) -> None:
         self.photo = Path(photo)
+        self.work = work or reconstruct.run
+        self.label = label
         self.options = options
         self.cancel_event = threading.Event()
         self.state = JobState()
@@ -53,7 +56,7 @@ class ReconstructionJob:
 
     def _work(self) -> None:
         try:
-            result = reconstruct.run(self.photo, progress=self._progress, cancel=self.cancel_event, **self.options)
+            result = self.work(self.photo, progress=self._progress, cancel=self.cancel_event, **self.options)
             status, error = (CANCELLED, "") if self.cancel_event.is_set() else (FINISHED, "")
         except reconstruct.Cancelled:
             result, status, error = None, CANCELLED, ""
@@ -101,7 +104,7 @@ class ModalDriver:
         """Handle one event; returns the operator's modal return set."""
         if event_type == "ESC" and event_value == "PRESS":
             self.job.cancel()
-            self.report({"WARNING"}, f"Face from Photo: cancelled ({self.job.photo.name})")
+            self.report({"WARNING"}, f"{self.job.label}: cancelled ({self.job.photo.name})")
             return self._end({"CANCELLED"})
         if event_type != "TIMER":
             return {"PASS_THROUGH"}
@@ -113,15 +116,15 @@ class ModalDriver:
             try:
                 message = self.on_done(state.result)
             except Exception as exc:  # noqa: BLE001 - scene building failed: report, keep Blender up
-                self.report({"ERROR"}, f"Face from Photo: building the scene failed: "
+                self.report({"ERROR"}, f"{self.job.label}: building the scene failed: "
                                        f"{type(exc).__name__}: {reconstruct.one_line(exc)}")
                 return self._end({"CANCELLED"})
             self.report({"INFO"}, message)
             return self._end({"FINISHED"})
         if state.status == CANCELLED:
-            self.report({"WARNING"}, f"Face from Photo: cancelled ({self.job.photo.name})")
+            self.report({"WARNING"}, f"{self.job.label}: cancelled ({self.job.photo.name})")
             return self._end({"CANCELLED"})
-        self.report({"ERROR"}, f"Face from Photo: {state.error}")
+        self.report({"ERROR"}, f"{self.job.label}: {state.error}")
         return self._end({"CANCELLED"})
 
     def _end(self, ret: set) -> set:

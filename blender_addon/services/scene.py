@@ -281,3 +281,78 @@ def build_result(result: Any, *, texture_size: int | None = None, shape_keys: bo
         for k, v in t.items():
             timings[k] += v
     return objects, timings
+
+
+# ------------------------------------------------------------------------------------------------ video
+def keyframe_performance(obj: bpy.types.Object, times, values: dict, fps: float, rotations=None,
+                         start_frame: int = 1) -> int:
+    """Keyframe ``obj``'s shape keys named in ``values`` (name → (T,) values at ``times`` seconds) and, with
+    ``rotations`` ((T, 4) quaternions x, y, z, w in the face model's frame), its rotation; returns the keyed
+    shape keys' count."""
+    from facerecon_core.export.blender import MODEL_TO_BLENDER
+
+    frames = [start_frame + int(round(float(t) * fps)) for t in times]
+    keys = obj.data.shape_keys.key_blocks if obj.data.shape_keys else {}
+    keyed = 0
+    for name, series in values.items():
+        block = keys.get(name) if hasattr(keys, "get") else None
+        if block is None:
+            continue
+        keyed += 1
+        for frame, value in zip(frames, series):
+            block.value = float(value)
+            block.keyframe_insert("value", frame=frame)
+    if rotations is not None:
+        from mathutils import Matrix, Quaternion
+
+        turn = Matrix([list(row) for row in MODEL_TO_BLENDER])
+        obj.rotation_mode = "QUATERNION"
+        for frame, (x, y, z, w) in zip(frames, rotations):
+            model = Quaternion((float(w), float(x), float(y), float(z))).to_matrix()
+            obj.rotation_quaternion = (turn @ model @ turn.transposed()).to_quaternion()
+            obj.keyframe_insert("rotation_quaternion", frame=frame)
+    return keyed
+
+
+def build_track(track: Any, *, camera: bool = True, set_frames: bool = True,
+                scene: bpy.types.Scene | None = None) -> tuple[bpy.types.Object, dict[str, float]]:
+    """The face (or head) of a :class:`facerecon_core.video.track.FaceTrack` with its ARKit keys and rotation
+    keyframed at the video's frames; with ``set_frames`` the scene's frame range and rate become the video's
+    (the import asks for it: File > Import > Face from Video); with ``camera`` a camera that sees the face as the
+    best frame does, the video as its background clip."""
+    import dataclasses
+
+    import numpy as np
+
+    from facerecon_core.video.write import rotations
+
+    scene = scene or bpy.context.scene
+    t0 = time.perf_counter()
+    reference = track.reference
+    # the camera of the best frame for the face at rest: the performance turns the face, not the camera
+    rest = dataclasses.replace(reference, angles=np.zeros(3))
+    obj, _ = build_face(rest, name=track.name, camera=False, scene=scene)
+    values = {name: track.weights[:, i] for i, name in enumerate(track.arkit_names)}
+    fps = float(track.video.fps)
+    keyframe_performance(obj, track.frame_index / fps, values, fps, rotations(track.angles))
+    if set_frames:
+        scene.render.fps = max(int(round(fps)), 1)
+        scene.render.fps_base = scene.render.fps / fps
+        scene.frame_start, scene.frame_end = 1, int(track.frame_index[-1]) + 1
+    if camera:
+        from facerecon_core.export import blender as fb
+
+        spec = fb.photo_camera(rest, (track.video.width, track.video.height))
+        cam_obj = _camera(track.name, spec, None, obj, scene.collection)
+        clip = bpy.data.movieclips.load(str(track.video.path), check_existing=True)
+        background = cam_obj.data.background_images.new()
+        background.source = "MOVIE_CLIP"
+        background.clip = clip
+        background.alpha = 1.0
+        background.frame_method = "STRETCH"
+        cam_obj.data.show_background_images = True
+        obj["facerecon_camera"] = cam_obj.name
+        if scene.camera is None:
+            scene.camera = cam_obj
+    obj["facerecon_video"] = str(track.video.path)
+    return obj, {"blender": time.perf_counter() - t0}

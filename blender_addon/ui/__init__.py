@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import menus, operators, panels, preferences
+from . import menus, operators, panels, preferences, video_operators
 
-_modules = (preferences, operators, panels, menus)
+_modules = (preferences, operators, video_operators, panels, menus)
 
 
 def register() -> None:

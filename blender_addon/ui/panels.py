@@ -11,6 +11,7 @@ from ..services import job as job_service
 from .operators import PHOTO_GLOB, FACERECON_OT_cancel, FACERECON_OT_reconstruct_from_photo
 from ..services.scene import RESIDUAL_KEY
 from .options import OPTION_NAMES, draw_options, option_properties
+from .video_operators import FACERECON_OT_apply_arkit_csv, FACERECON_OT_import_video
 
 STRONGEST = 8  # ARKit keys listed in the sidebar
 
@@ -48,6 +49,10 @@ class FACERECON_PT_main(bpy.types.Panel):
         op.browse = not settings.photo or settings.one_person  # one person: pick the photos
         for name in OPTION_NAMES:
             setattr(op, name, getattr(settings, name))
+        row = layout.row(align=True)
+        video = row.operator(FACERECON_OT_import_video.bl_idname, text="Face from Video", icon="FILE_MOVIE")
+        video.mesh = settings.mesh
+        row.operator(FACERECON_OT_apply_arkit_csv.bl_idname, text="Apply ARKit CSV", icon="IMPORT")
 
 
 class FACERECON_PT_face(bpy.types.Panel):

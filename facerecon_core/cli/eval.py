@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="evaluate a model bundle and its peers; write a report",
                             description=__doc__)
     parser.add_argument("--suite", action="append", default=None,
-                        choices=["synthetic", "landmarks", "photometric", "expressions", "identity", "head", "speed",
-                                 "all"],
+                        choices=["synthetic", "landmarks", "photometric", "expressions", "identity", "head", "video",
+                                 "speed", "all"],
                         help="suite to run (repeatable; default: all)")
     parser.add_argument("--model", type=Path, default=None,
                         help="model bundle folder (from `facerecon export`; default: the bundled model, "

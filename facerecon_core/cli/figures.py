@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _figures(args: argparse.Namespace) -> int:
-    from facerecon_core.eval.views import arkit_keys_figure, head_figure, registration_figure, texture_modes_figure
+    from facerecon_core.eval.views import (arkit_keys_figure, head_figure, registration_figure, texture_modes_figure,
+                                           video_figure)
     from facerecon_core.head.rig import HeadError
     from facerecon_core.facemodel import FaceModel, arkit
 
@@ -35,8 +36,10 @@ def _figures(args: argparse.Namespace) -> int:
     try:
         written.append(head_figure([paths.shared_dir() / "faces" / p for p in HEAD_PHOTOS], args.out / "head.png",
                                    model=args.model))
+        written.append(video_figure(paths.shared_dir() / "faces" / "videos" / "dafoe.mp4", args.out / "video.png",
+                                    model=args.model))
     except HeadError as exc:
-        print(f"no head.png: {exc}")
+        print(f"no head.png, video.png: {exc}")
     if model.has_arkit:
         registration = arkit.register(model, arkit.load_ict(paths.shared_dir() / "ict_facekit"))
         written += [arkit_keys_figure(model, args.out / "arkit_keys.png"),

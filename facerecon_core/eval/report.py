@@ -355,6 +355,9 @@ def _markdown(results: dict) -> str:
     head = results.get("head")
     if head:
         lines += _head_lines(head)
+    video = results.get("video")
+    if video:
+        lines += _video_lines(video)
     sp = results.get("speed")
     if sp:
         lines += ["## Speed (this machine)", "", "| method | ms / face (one at a time) | ms / face (batches of 16) |",
@@ -391,6 +394,32 @@ def _head_lines(head: dict) -> list[str]:
         lines.append(f"| {name} | {r['count']} | {r['face_mean_mm']:.2f} / {r['face_p95_mm']:.2f} | {crossings('eyes')} "
                      f"| {crossings('teeth')} | {r['build_ms']:.0f} |")
     return lines + [""]
+
+
+def _video_lines(video: dict) -> list[str]:
+    lines = ["## Face from video (`facerecon track`)", ""]
+    real = video.get("real")
+    if real:
+        lines += [f"{real['video']} ({real['frames']} frames, {real['detections']} detection(s), "
+                  f"{real['without_face']} without a face; {real['frames_per_s']:.1f} frames/s tracking, per frame "
+                  + ", ".join(f"{k[:-3]} {v:.0f} ms" for k, v in real["stage_ms"].items() if k != "reference_ms")
+                  + f"). Jitter, the mean frame-to-frame acceleration of the posed face's vertices: "
+                  f"{real['raw_jitter_mm']:.3f} mm/frame² raw, {real['jitter_mm']:.3f} with the default One Euro "
+                  f"filter (min_cutoff {real['default'][0]:g} Hz, beta {real['default'][1]:g}): "
+                  f"{real['reduction']:.1f}× lower; its lag on a 0 → 1 step: {real['lag_frames']} frame(s) to half.",
+                  "", "| min_cutoff (Hz) | beta | jitter (mm/frame²) | × lower | step lag (frames) |", "|---|---|---|---|---|"]
+        for row in real["grid"]:
+            lines.append(f"| {row['min_cutoff']:g} | {row['beta']:g} | {row['jitter_mm']:.3f} | {row['reduction']:.1f} "
+                         f"| {row['lag_frames']} |")
+        lines.append("")
+    syn = video.get("synthetic")
+    if syn:
+        lines += [f"Synthetic video ({syn['frames']} frames at 720p, seed {syn['seed']}: a face of the face model "
+                  "through ARKit expressions and head turns over a moving background): ARKit weight MAE "
+                  f"{syn['weight_mae']:.3f}, pose error {syn['pose_error_deg']:.2f}°, identity error "
+                  f"{syn['identity_mm']:.3f} mm (the single-photo pipeline on the middle frame: "
+                  f"{syn['single_photo_identity_mm']:.3f} mm); {syn['frames_per_s']:.1f} frames/s.", ""]
+    return lines
 
 
 def write_report(results: dict, out_dir: Path, model: FaceModel) -> Path:

@@ -19,7 +19,7 @@ from facerecon_core.eval import metrics
 from facerecon_core.eval.peers import FitPeer, OursPeer, Peer, PeerOutput, ThreeDDFAV2Peer
 from facerecon_core.facemodel import FaceModel
 
-SUITES = ("synthetic", "landmarks", "photometric", "expressions", "identity", "head", "speed")
+SUITES = ("synthetic", "landmarks", "photometric", "expressions", "identity", "head", "video", "speed")
 YAW_BINS = ((0.0, 20.0), (20.0, 40.0), (40.0, 60.01))  # |yaw| degrees
 EXPRESSION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, np.inf))  # mean expression displacement, mm
 SYNTHETIC_LANDMARK_NOISE = 0.008  # σ of the noise on the GT landmarks given to the peers (× crop size)
@@ -517,6 +517,15 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
             results["head"] = head_suite(ours, model, rig, chosen, synthetic=min(12, count), seed=seed,
                                          verbose=verbose)
             results["head"]["timing_s"] = time.perf_counter() - t
+    if "video" in suites and model.has_arkit:
+        from facerecon_core.eval.video import video_suite
+
+        ours = next((m for m in methods if isinstance(m, OursPeer)), None)
+        if ours is not None:
+            t = time.perf_counter()
+            results["video"] = video_suite(ours, model, shared, out_dir, frames=min(60, max(count, 8)), seed=seed,
+                                           verbose=verbose)
+            results["video"]["timing_s"] = time.perf_counter() - t
     if "speed" in suites:
         results["speed"] = speed_suite(methods, model, seed=seed)
         if prepared:

@@ -131,6 +131,46 @@ def head_figure(photos: list[str | Path], out: Path, size: int = 192, model=None
     return save_image(out, image)
 
 
+def video_figure(video: str | Path, out: Path, count: int = 6, size: int = 192, model=None, mesh: str = "head") -> Path:
+    """Two rows: ``count`` frames of the video (cropped around the face) above the tracked head (or face) with that
+    frame's smoothed ARKit weights and head rotation (PNG, atomically)."""
+    import dataclasses
+
+    from facerecon_core.detect.crop import Crop
+    from facerecon_core.io import save_image
+    from facerecon_core.pipeline import Reconstructor
+    from facerecon_core.pose import euler_to_matrix
+    from facerecon_core.video.reader import read_frame
+    from facerecon_core.video.track import track_video
+
+    track = track_video(Reconstructor(model, mesh=mesh, texture_size=1024), video)
+    rec = track.reference
+    names = rec.head.key_names if rec.head is not None else list(rec.arkit_weights)
+    top, bottom = [], []
+    for t in np.linspace(0, track.n_frames - 1, count).astype(int):
+        frame = read_frame(video, int(track.frame_index[t]))
+        crop = Crop.from_landmarks(np.nan_to_num(track.landmarks[t]), size) if track.has_face[t] else \
+            Crop(0.0, 0.0, float(min(frame.shape[:2])), size)
+        top.append(crop.apply(frame).astype(np.float32) / 255.0)
+        weights = np.zeros(len(names), np.float32)
+        for i, key in enumerate(track.arkit_names):
+            if key in names:
+                weights[names.index(key)] = track.weights[t, i]
+        rotation = euler_to_matrix(track.angles[t])
+        if rec.head is not None:
+            head = dataclasses.replace(rec.head, vertices=rec.head.vertices @ rotation.T.astype(np.float32),
+                                       key_deltas=rec.head.key_deltas @ rotation.T.astype(np.float32),
+                                       key_weights=weights)
+            bottom.append(render_head(head, 0.0, size))
+        else:
+            offsets = np.tensordot(weights[:len(rec.arkit_keys)], rec.arkit_keys, axes=(0, 0))
+            posed = dataclasses.replace(rec, identity_vertices=rec.identity_vertices @ rotation.T.astype(np.float32),
+                                        expression_offsets=offsets @ rotation.T.astype(np.float32))
+            bottom.append(render_view(posed, 0.0, size))
+    image = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
+    return save_image(out, (image * 255 + 0.5).astype(np.uint8))
+
+
 def _photo_crop(photo: str | Path, rec: FaceReconstruction, size: int) -> np.ndarray:
     from facerecon_core.detect.crop import Crop
     from facerecon_core.io.photo import load_photo

@@ -223,6 +223,31 @@ def head_document(rec: FaceReconstruction, expression_weight: float = 1.0) -> tu
     return doc, data
 
 
+def animate(doc: dict, data: bytes, times: np.ndarray, weights: np.ndarray | None,
+            rotations: np.ndarray | None) -> tuple[dict, bytes]:
+    """``doc`` (from :func:`glb_document`) with an animation of its node 0: the mesh's morph-target ``weights``
+    (T, K, in ``targetNames``' order) and the node's ``rotations`` (T, 4) quaternions (x, y, z, w) at ``times`` (T,)
+    seconds, linear between keys."""
+    buf = _Buffer()
+    buf.chunks, buf.length = [data], len(data)
+    buf.views, buf.accessors = doc["bufferViews"], doc["accessors"]
+    times = np.asarray(times, np.float32)
+    moments = buf.accessor(times, "SCALAR", None, bounds=True)
+    samplers, channels = [], []
+    for path, values in (("weights", weights), ("rotation", rotations)):
+        if values is None:
+            continue
+        values = np.asarray(values, np.float32)
+        kind = "SCALAR" if path == "weights" else "VEC4"
+        output = buf.accessor(values.reshape(-1) if path == "weights" else values.reshape(-1, 4), kind, None)
+        samplers.append({"input": moments, "output": output, "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": 0, "path": path}})
+    doc["animations"] = [{"name": "performance", "samplers": samplers, "channels": channels}]
+    data = buf.data()
+    doc["buffers"] = [{"byteLength": len(data)}]
+    return doc, data
+
+
 def _linear(srgb) -> list[float]:
     """sRGB (0–1) → linear, as glTF's baseColorFactor is."""
     c = np.asarray(srgb, np.float64)
