@@ -46,6 +46,7 @@ bench: setup $(FACEMODEL) $(HEAD)
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_blender.py
 	$(PY) benchmarks/bench_head.py
+	$(PY) benchmarks/bench_video.py
 
 # The README's pictures into docs/images/ (not committed: BFM-derived renders and research-only photos).
 figures: setup $(FACEMODEL) $(HEAD)

@@ -1,5 +1,6 @@
 """Headless batch: every photo of a folder → one .blend (and optionally one .glb) per face; with
-``--same-person``, all of them → one head.
+``--same-person``, all of them → one head; every video → one .blend of the tracked face, animated (and with
+``--glb`` its NAME.glb and NAME.csv, Live Link Face's layout).
 
 Runs in ``blender -b`` and in plain Python with the ``bpy`` module; see ``scripts/batch_reconstruct.py``.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="batch_reconstruct.py",
                                      description="Reconstruct every photo of a folder into .blend files (and GLB).")
-    parser.add_argument("--input", required=True, type=Path, help="folder of photos (or one photo)")
+    parser.add_argument("--input", required=True, type=Path, help="folder of photos and videos (or one file)")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
     parser.add_argument("--refine", type=int, default=0, help="photometric refinement steps (needs PyTorch)")
     parser.add_argument("--glb", action="store_true", help="also write NAME.glb per face")
@@ -53,23 +54,60 @@ def list_photos(folder: Path) -> list[Path]:
         return [folder]
     if not folder.is_dir():
         raise SystemExit(f"batch_reconstruct: input {folder} is not a folder or file")
+    from .video import VIDEO_EXTENSIONS
+
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and (p.suffix.lower() in SUPPORTED_EXTENSIONS or p.suffix == ""))
+                  and (p.suffix.lower() in SUPPORTED_EXTENSIONS | set(VIDEO_EXTENSIONS) or p.suffix == ""))
+
+
+def _video(video: Path, args: argparse.Namespace) -> list[str]:
+    """Track ``video`` into ``NAME.blend`` (and, with ``--glb``, NAME.glb and NAME.csv); the written names."""
+    import bpy
+
+    from . import scene
+    from . import video as video_service
+
+    track = video_service.run(video, mesh=args.mesh, texture_size=args.texture_size, bundle_dir=args.model,
+                              facemodel=args.facemodel)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene.build_track(track, camera=not args.no_camera, scene=bpy.context.scene)
+    blend = args.output / f"{track.name}.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False, compress=True)
+    written = [blend.name]
+    if args.glb:
+        from facerecon_core.video.write import write_track
+
+        written += [p.name for p in write_track(track, args.output, formats=("glb", "csv"))]
+    return written
 
 
 def main(argv: list[str]) -> int:
     import bpy
 
     from . import reconstruct, scene
+    from .video import VIDEO_EXTENSIONS
 
     args = parse_args(argv)
     photos = list_photos(args.input)
+    videos = [p for p in photos if p.suffix.lower() in VIDEO_EXTENSIONS]
+    photos = [p for p in photos if p not in videos]
     if args.same_person and args.all_faces:
         raise SystemExit("batch_reconstruct: --same-person takes the largest face of each photo; drop --all-faces")
     args.output.mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0
     start = time.perf_counter()
     jobs = [(photos[0], tuple(photos[1:]))] if args.same_person and photos else [(p, ()) for p in photos]
+    for video in videos:
+        t0 = time.perf_counter()
+        try:
+            written = _video(video, args)
+        except (reconstruct.ReconstructionFailed, reconstruct.Cancelled) as exc:
+            failed += 1
+            rows.append(("FAILED", video.name, str(exc) or "cancelled", time.perf_counter() - t0))
+            print(f"[facerecon] FAILED {video.name}: {exc}", flush=True)
+            continue
+        rows.append(("OK", video.name, ", ".join(written), time.perf_counter() - t0))
+        print(f"[facerecon] OK {video.name} -> {', '.join(written)}", flush=True)
     for photo, more in jobs:
         t0 = time.perf_counter()
         try:
@@ -122,8 +160,10 @@ def main(argv: list[str]) -> int:
     print("| status | photo | output / reason | seconds |\n|---|---|---|---|")
     for status, name, what, seconds in rows:
         print(f"| {status} | {name} | {what} | {seconds:.1f} |")
-    print(f"{len(photos)} photos: {len(photos) - failed} ok, {failed} failed, {total:.1f} s", flush=True)
-    if not photos:
-        print("no photos found", flush=True)
+    inputs = len(photos) + len(videos)
+    counted = f"{len(photos)} photos" + (f", {len(videos)} videos" if videos else "")
+    print(f"{counted}: {inputs - failed} ok, {failed} failed, {total:.1f} s", flush=True)
+    if not inputs:
+        print("no photos or videos found", flush=True)
         return 2
     return 1 if failed else 0

@@ -2,9 +2,10 @@
 
 Tracking mode: the first frame's face is found by the detector; every later frame is cropped around the
 landmarks the network predicted in the frame before (3DDFA_V2's crop), and the network runs once on it
-(no mirror or shift averaging, no texture stream). The detector runs again only when the face is lost: the
-prediction leaves the frame, or its crop moves by more than ``lost_shift`` of its side from the crop it came from
-(the face moved faster than the tracker or went away). Frames without a face are marked and their values
+(no mirror or shift averaging, no texture stream). The detector runs again only when the face is lost: the crop no
+longer looks like the last frame's face (a 24² thumbnail's correlation under ``min_likeness``: the face left or
+something covers it), the prediction leaves the frame, or its crop moves by more than ``lost_shift`` of its side
+from the crop it came from (the face moved faster than the tracker). Frames without a face are marked and their values
 interpolated from their neighbours afterwards (held at the ends), never invented silently.
 
 One identity: the identities of up to ``identity_frames`` frames spread over the video (kept as a reservoir,
@@ -42,6 +43,7 @@ class TrackConfig:
     max_frames: int | None = None  # at most N frames
     smooth: SmoothConfig | None = SmoothConfig()  # None: the raw per-frame values
     lost_shift: float = 0.2  # a crop moving more than this × its side from the one it came from: face lost
+    min_likeness: float = 0.5  # the crop must look this much like the last frame's face (correlation): else lost
     identity_frames: int = 32  # frames whose identities are combined (spread over the video)
 
     def check(self) -> None:
@@ -122,6 +124,7 @@ def track_video(reconstructor, path: str | os.PathLike, config: TrackConfig = Tr
     reservoir = _Reservoir(config.identity_frames)
     stage_ms: dict[str, list[float]] = {"read": [], "detect": [], "network": [], "solve": []}
     previous: np.ndarray | None = None  # the last frame's predicted landmarks (video pixels)
+    looks: np.ndarray | None = None  # the last frame's face crop, as a small normalised thumbnail
     start = time.perf_counter()
     t_read = time.perf_counter()
     for count, (index, frame) in enumerate(frames(path, config.every, config.max_frames)):
@@ -130,10 +133,12 @@ def track_video(reconstructor, path: str | os.PathLike, config: TrackConfig = Tr
             raise TrackCancelled(f"cancelled at frame {index}")
         result, detected, conf = None, False, 0.0
         if previous is not None:
-            result = _reconstruct(reconstructor, frame, Crop.from_landmarks(previous, size), size, stage_ms)
-            conf = _follows(result, frame.shape, config.lost_shift, size)
-            if conf is None:
-                result = None
+            crop = Crop.from_landmarks(previous, size)
+            if _likeness(_thumbnail(crop, frame), looks) >= config.min_likeness:
+                result = _reconstruct(reconstructor, frame, crop, size, stage_ms)
+                conf = _follows(result, frame.shape, config.lost_shift, size)
+                if conf is None:
+                    result = None
         if result is None:  # first frame, or the face was lost: the detector
             t0 = time.perf_counter()
             try:
@@ -169,6 +174,7 @@ def track_video(reconstructor, path: str | os.PathLike, config: TrackConfig = Tr
             rows["expression_rms"].append(float(np.sqrt((dec.expression ** 2).sum(1).mean())))
             reservoir.offer(dec.identity, float(angles[1]), conf)
             previous = landmarks
+            looks = _thumbnail(Crop.from_landmarks(landmarks, size), frame)
         t_read = time.perf_counter()
     if progress is not None:
         progress(len(rows["index"]), len(rows["index"]))
@@ -188,6 +194,24 @@ def _reconstruct(reconstructor, frame: np.ndarray, crop, size: int, stage_ms: di
     stage_ms["network"].append(1000 * (time.perf_counter() - t0))
     landmarks = crop.to_image(dec.landmarks_crop)
     return dec, out.angles[0].astype(np.float64), out.translation[0].astype(np.float64), landmarks, crop
+
+
+THUMBNAIL = 24
+
+
+def _thumbnail(crop, frame: np.ndarray) -> np.ndarray:
+    """The crop of ``frame`` as a THUMBNAIL² grey image, zero mean and unit variance (zeros where it is flat)."""
+    from facerecon_core.detect import Crop
+
+    small = Crop(crop.left, crop.top, crop.side, THUMBNAIL).apply(frame).astype(np.float64).mean(axis=2)
+    small -= small.mean()
+    spread = small.std()
+    return small / spread if spread > 2.0 else np.zeros_like(small)
+
+
+def _likeness(a: np.ndarray, b: np.ndarray | None) -> float:
+    """Correlation of two thumbnails (1: alike; 0 where either is flat; 1 when there is no last one)."""
+    return 1.0 if b is None else float((a * b).mean())
 
 
 def _follows(result, shape: tuple, lost_shift: float, size: int) -> float | None:
