@@ -234,6 +234,7 @@ def test_eval_cli_all_suites_small(untrained_bundle, facemodel_path, tmp_path, m
     report = (out / "report.md").read_text()
     assert "Synthetic geometry" in report and "| 3ddfa_v2 |" in report
     assert "Whole head" in report  # its table, or the line saying why not (no head rig built)
+    assert "Face from video" in report and results["video"]["synthetic"]["frames"] == 8
 
 
 def test_eval_ablation_side_by_side(untrained_bundle, facemodel_path, tmp_path):

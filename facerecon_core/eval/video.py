@@ -152,9 +152,10 @@ REAL_VIDEO = "faces/videos/dafoe.mp4"
 
 
 def video_suite(ours, model, shared: Path, out_dir: Path, *, frames: int = 60, seed: int = 0,
-                verbose: bool = True) -> dict:
-    """The real video's jitter (raw, with the default smoothing, and the grid behind the default) and the
-    synthetic video's accuracy beside the single-photo pipeline, with ``ours`` (an OursPeer)."""
+                real_frames: int | None = None, verbose: bool = True) -> dict:
+    """The real video's jitter (raw, with the default smoothing, and the grid behind the default; its first
+    ``real_frames``, default all) and the synthetic video's accuracy (``frames``) beside the single-photo pipeline,
+    with ``ours`` (an OursPeer)."""
     from facerecon_core.pipeline import Reconstructor
     from facerecon_core.video.reader import read_frame
     from facerecon_core.video.track import TrackConfig, track_video
@@ -163,7 +164,7 @@ def video_suite(ours, model, shared: Path, out_dir: Path, *, frames: int = 60, s
     out: dict = {}
     real = shared / REAL_VIDEO
     if real.is_file():
-        track = track_video(reconstructor, real, TrackConfig())
+        track = track_video(reconstructor, real, TrackConfig(max_frames=real_frames))
         rows = smoothing_table(model, track)
         default = SmoothConfig()
         smoothed = jitter(posed_faces(model, track.reference.identity_vertices, track.weights, track.angles))
