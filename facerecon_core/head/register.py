@@ -31,12 +31,12 @@ IDENTITY_COMPONENTS = 50
 RIDGE = 0.05  # the identity fit's ridge, × the mean diagonal of AᵀA
 SCREENING = 0.03  # ε of the extension (L + εI): decays over about 1/√ε ≈ 6 edges
 EYE_BAND_MM = 9.0  # the lids within this of the eye contour keep ICT's shape about its eyeballs
-LIP_BAND_MM = 4.0
-LIP_CLEARANCE_BAND_MM = 8.0  # the lip vertices kept in front of the teeth: this close to the inner lip contour  # the lips within this of the inner lip contour keep ICT's shape about its teeth
-MOUTH_RIM_MM = 25.0
-RIM_MARGIN_MM = 10.0  # the face area keeps this far from our face's outer rim  # our face's inner rim (the mouth's opening) lies within this of the mouth landmarks
+LIP_BAND_MM = 4.0  # the lips within this of the inner lip contour keep ICT's shape about its teeth
+LIP_CLEARANCE_BAND_MM = 8.0  # the lip vertices kept in front of the teeth: this close to the inner lip contour
+MOUTH_RIM_MM = 25.0  # our face's inner rim (the mouth's opening) lies within this of the mouth landmarks
+RIM_MARGIN_MM = 10.0  # the face area keeps this far from our face's outer rim
 TEXTURE_FADE_MM = 20.0  # the face texture fades in over this from the edge of where our face lies
-FOLD_COS, FOLD_STRETCH, FOLD_ROUNDS = 0.5, 2.5, 6
+FOLD_COS, FOLD_STRETCH, FOLD_ROUNDS = 0.5, 2.5, 6  # a triangle turned or stretched this much folds
 INTERIOR_NEIGHBOURS = 6
 SKIN_PARTS = ("face", "head_neck", "mouth_socket", "eye_socket_left", "eye_socket_right")
 DROPPED_PARTS = ("lacrimal_left", "lacrimal_right", "eye_blend_left", "eye_blend_right", "eye_occlusion_left",
@@ -71,6 +71,8 @@ def load_ict_head(folder: Path) -> dict[str, np.ndarray]:
 def build_head_rig(model, ict: dict[str, np.ndarray], texture_height: int = 1024,
                    eye_size: int = 512) -> head_rig.HeadRig:
     """The head rig of face model ``model`` from the ICT arrays ``ict`` (:func:`load_ict_head`)."""
+    from scipy.spatial import cKDTree
+
     from facerecon_core.head import shape
 
     names = [str(n) for n in ict["part_names"]]
@@ -137,8 +139,6 @@ def build_head_rig(model, ict: dict[str, np.ndarray], texture_height: int = 1024
     # and not near our face's outer rim (its sides reach the ears, where ICT's head has its own shape)
     mouth = ours[model.landmark_indices[48:68]].mean(0)
     outer_rim = rim & (np.linalg.norm(ours - mouth, axis=1) > MOUTH_RIM_MM)
-    from scipy.spatial import cKDTree
-
     rim_distance, _ = cKDTree(ours[outer_rim]).query(ours)
     face_area &= np.einsum("vk,vk->v", bary, rim_distance[tri]) > RIM_MARGIN_MM
     # the lids around the eye openings keep ICT's shape about its eyeballs (our face model has no lid margins: a
@@ -148,7 +148,8 @@ def build_head_rig(model, ict: dict[str, np.ndarray], texture_height: int = 1024
     face_area &= ~_near_contours(aligned[skin], [lm[60:68]], LIP_BAND_MM)  # likewise the lips about the teeth
     eye_centres = np.stack([shape.sphere_centre(aligned[new_id[ranges[p][0]]:new_id[ranges[p][1]] + 1])
                             for p in ("eyeball_left", "eyeball_right")])
-    lids = [np.flatnonzero(_near_contours(aligned[skin], [contour], EYE_BAND_MM)) for contour in (lm[42:48], lm[36:42])]
+    lids = [np.flatnonzero(_near_contours(aligned[skin], [contour], EYE_BAND_MM))
+            for contour in (lm[42:48], lm[36:42])]  # the subject's left eye first, as eyeball_left
     targets = np.einsum("vk,vkc->vc", bary, ours[tri])
     interior = np.arange(skin_count, len(aligned))
     neighbours, weights = _interior_neighbours(aligned, skin_count, interior)
