@@ -166,9 +166,17 @@ def test_blender_video_import_and_live_link_csv(tracker, synthetic_video, tmp_pa
     from facerecon_core.video.track import TrackConfig, track_video
     from facerecon_core.video.write import rotations
 
+    from blender_addon.services import video as video_service
+
     path, _ = synthetic_video
-    track = track_video(tracker, path, TrackConfig(max_frames=20))
     bpy.ops.wm.read_homefile(use_empty=True)
+    folder = video_service.decoded(path, max_frames=20)  # the add-on decodes with Blender's FFmpeg, not OpenCV
+    try:
+        assert len(bpy.data.scenes) == 1  # its temporary scene is gone
+        track = track_video(tracker, folder, TrackConfig(max_frames=20))
+    finally:
+        video_service.discard(folder)
+    assert not folder.exists() and track.name == path.stem and track.video.path == path
     obj, _ = scene.build_track(track, scene=bpy.context.scene)
     sc = bpy.context.scene
     assert (sc.frame_start, sc.frame_end, sc.render.fps) == (1, 20, 30)
@@ -187,3 +195,23 @@ def test_blender_video_import_and_live_link_csv(tracker, synthetic_video, tmp_pa
     assert keyed >= 51
     sc.frame_set(105)
     assert obj.data.shape_keys.key_blocks["jawOpen"].value == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_batch_script_tracks_videos(synthetic_video, facemodel_path, tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("bpy")
+    path, _ = synthetic_video
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "take.mp4").write_bytes(path.read_bytes())
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    proc = subprocess.run([sys.executable, str(paths.REPO_ROOT / "blender_addon" / "scripts" / "batch_reconstruct.py"),
+                           "--input", str(folder), "--output", str(tmp_path / "out"), "--glb"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, paths.FACEMODEL_ENV: str(facemodel_path)})
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]  # one of the two failed
+    assert "0 photos, 2 videos: 1 ok, 1 failed" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["take.blend", "take.csv", "take.glb"]

@@ -67,8 +67,12 @@ def _video(video: Path, args: argparse.Namespace) -> list[str]:
     from . import scene
     from . import video as video_service
 
-    track = video_service.run(video, mesh=args.mesh, texture_size=args.texture_size, bundle_dir=args.model,
-                              facemodel=args.facemodel)
+    folder = video_service.decoded(video)  # Blender's own FFmpeg: the add-on ships without OpenCV
+    try:
+        track = video_service.run(folder, mesh=args.mesh, texture_size=args.texture_size, bundle_dir=args.model,
+                                  facemodel=args.facemodel)
+    finally:
+        video_service.discard(folder)
     bpy.ops.wm.read_homefile(use_empty=True)
     scene.build_track(track, camera=not args.no_camera, scene=bpy.context.scene)
     blend = args.output / f"{track.name}.blend"

@@ -63,6 +63,7 @@ class FACERECON_OT_import_video(bpy.types.Operator):
 
     _driver = None
     _timer = None
+    _folder = None  # the decoded frames, removed when the import ends
 
     def invoke(self, context, event):
         if self.browse or not self.filepath:
@@ -84,9 +85,18 @@ class FACERECON_OT_import_video(bpy.types.Operator):
         if job_service.CURRENT is not None and job_service.CURRENT.thread.is_alive():
             self.report({"ERROR"}, f"{LABEL}: a reconstruction is already running (Esc cancels it)")
             return {"CANCELLED"}
+        wm = context.window_manager
+        wm.progress_begin(0, 100)
+        try:  # Blender's FFmpeg decodes the frames the tracker needs (UI thread: it renders through bpy)
+            self._folder = video.decoded(path, int(self.every), int(self.max_frames),
+                                         lambda stage, fraction: wm.progress_update(int(100 * fraction)))
+        except reconstruct.ReconstructionFailed as exc:
+            wm.progress_end()
+            self.report({"ERROR"}, f"{LABEL}: {exc}")
+            return {"CANCELLED"}
         if bpy.app.background or getattr(context, "window", None) is None:
             try:
-                track = video.run(path, **self._options())
+                track = video.run(self._folder, **self._options())
                 self.report({"INFO"}, _build(self, context, track))
             except reconstruct.Cancelled:
                 self.report({"WARNING"}, f"{LABEL}: cancelled")
@@ -97,9 +107,10 @@ class FACERECON_OT_import_video(bpy.types.Operator):
             except Exception as exc:  # noqa: BLE001 - never take Blender down
                 self.report({"ERROR"}, f"{LABEL}: building the scene failed: {type(exc).__name__}: {exc}")
                 return {"CANCELLED"}
+            finally:
+                self._finish(context)
             return {"FINISHED"}
-        wm = context.window_manager
-        job = job_service.ReconstructionJob(path, work=video.run, label=LABEL, **self._options())
+        job = job_service.ReconstructionJob(self._folder, work=video.run, label=LABEL, **self._options())
 
         def on_progress(stage: str, fraction: float) -> None:
             wm.progress_update(int(100 * fraction))
@@ -110,7 +121,6 @@ class FACERECON_OT_import_video(bpy.types.Operator):
 
         self._driver = job_service.ModalDriver(job, on_progress=on_progress,
                                                on_done=lambda track: _build(self, context, track), report=self.report)
-        wm.progress_begin(0, 100)
         self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
         wm.modal_handler_add(self)
         self._driver.start()
@@ -129,10 +139,14 @@ class FACERECON_OT_import_video(bpy.types.Operator):
         self._finish(context)
 
     def _finish(self, context) -> None:
+        from ..services import video
+
         wm = context.window_manager
         if self._timer is not None:
             wm.event_timer_remove(self._timer)
             self._timer = None
+        video.discard(self._folder)
+        self._folder = None
         wm.progress_end()
         if context.workspace is not None:
             context.workspace.status_text_set(None)

@@ -113,7 +113,7 @@ def track_video(reconstructor, path: str | os.PathLike, config: TrackConfig = Tr
 
     config.check()
     info = open_video(path)
-    name = name or Path(path).stem
+    name = name or info.path.stem  # a frame folder names its source video
     expected = len(range(0, info.frame_count, config.every))
     expected = min(expected, config.max_frames) if config.max_frames else expected
     size = reconstructor.input_size
