@@ -28,7 +28,6 @@ LIVE_LINK_SHAPES = (
 )
 POSE_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw",
                 "RightEyePitch", "RightEyeRoll")
-EYE_TURN = {"horizontal": np.radians(30.0), "up": np.radians(25.0), "down": np.radians(30.0)}  # as head/build.py
 
 
 class CsvError(ValueError):
@@ -50,13 +49,17 @@ def timecode(seconds: float, fps: float) -> str:
 def eye_angles(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each eye's yaw and pitch (radians) from the ``eyeLook*`` weights (yaw toward the subject's left positive,
     pitch up positive); roll 0."""
+    from facerecon_core.head.build import EYE_LOOK_DEG  # the head's eyeLook keys turn its eyeballs this far
+
+    turn = {d: np.radians(v) for d, v in EYE_LOOK_DEG.items()}
     zero = np.zeros_like(next(iter(weights.values())))
     out = {}
     for side in ("Left", "Right"):
         w = {d: weights.get(f"eyeLook{d}{side}", zero) for d in ("In", "Out", "Up", "Down")}
-        toward_left = w["Out"] - w["In"] if side == "Left" else w["In"] - w["Out"]
-        out[f"{side}EyeYaw"] = toward_left * EYE_TURN["horizontal"]
-        out[f"{side}EyePitch"] = w["Up"] * EYE_TURN["up"] - w["Down"] * EYE_TURN["down"]
+        toward_left = (w["Out"] * turn["Out"] - w["In"] * turn["In"] if side == "Left"
+                       else w["In"] * turn["In"] - w["Out"] * turn["Out"])
+        out[f"{side}EyeYaw"] = toward_left
+        out[f"{side}EyePitch"] = w["Up"] * turn["Up"] - w["Down"] * turn["Down"]
         out[f"{side}EyeRoll"] = zero
     return out
 
