@@ -47,9 +47,10 @@ ADDON_SRC = REPO / "blender_addon"
 PACKAGE = "facerecon_core"
 ADDON_ID = "facerecon"
 
-# What the add-on reconstructs with: the pipeline, the writers, the Blender scene maths.
+# What the add-on reconstructs with: the pipeline, the writers, the Blender scene maths, face from video.
 ENTRY_MODULES = ["facerecon_core", "facerecon_core.pipeline", "facerecon_core.export",
-                 "facerecon_core.export.blender", "facerecon_core.reconstruction", "facerecon_core.paths"]
+                 "facerecon_core.export.blender", "facerecon_core.reconstruction", "facerecon_core.paths",
+                 "facerecon_core.video.track", "facerecon_core.video.write", "facerecon_core.video.livelink"]
 # Never shipped (training, torch model, datasets, fitting, the renderer, the CLI, torch-only paths).
 EXCLUDED = ["facerecon_core.train", "facerecon_core.model", "facerecon_core.datasets", "facerecon_core.fitting",
             "facerecon_core.render", "facerecon_core.cli", "facerecon_core.__main__",

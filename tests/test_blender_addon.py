@@ -131,7 +131,8 @@ def test_import_graph_is_torch_free():
                                                                         "render"))
         assert "torch" not in {n.split(".")[0] for n in graph.shipped[name].top_level}
     assert {"facerecon_core.pipeline.reconstructor", "facerecon_core.export.blender",
-            "facerecon_core.inference.bundle"} <= set(graph.shipped)
+            "facerecon_core.inference.bundle", "facerecon_core.head.build", "facerecon_core.video.track",
+            "facerecon_core.video.livelink"} <= set(graph.shipped)
     assert "onnxruntime" in graph.third_party_lazy and "dlib" in graph.third_party_lazy
     text = build_addon.manifest_text("0.1.0", "linux-x64", ["a-1-py3-none-any.whl"])
     assert 'platforms = ["linux-x64"]' in text and '"./wheels/a-1-py3-none-any.whl"' in text
