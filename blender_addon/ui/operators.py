@@ -60,7 +60,57 @@ def _redraw(context) -> None:
             area.tag_redraw()
 
 
-class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
+class JobModal:
+    """The modal part of an operator that runs a :class:`job_service.ReconstructionJob`: the progress bar and
+    status text, Esc, the timer, and the end (``_cleanup`` for what the operator made for the job)."""
+
+    _driver = None
+    _timer = None
+
+    def _start_job(self, context, job, label: str, name: str, on_done):
+        wm = context.window_manager
+
+        def on_progress(stage: str, fraction: float) -> None:
+            wm.progress_update(int(100 * fraction))
+            if context.workspace is not None:
+                context.workspace.status_text_set(f"{label}: {name} — {stage} {100 * fraction:.0f}% (Esc to cancel)")
+            _redraw(context)
+
+        self._driver = job_service.ModalDriver(job, on_progress=on_progress, on_done=on_done, report=self.report)
+        wm.progress_begin(0, 100)
+        self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
+        wm.modal_handler_add(self)
+        self._driver.start()
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        ret = self._driver.event(event.type, event.value)
+        if "RUNNING_MODAL" not in ret and "PASS_THROUGH" not in ret:
+            self._finish(context)
+        return ret
+
+    def cancel(self, context):  # Blender closes the window / file while running
+        if self._driver is not None:
+            self._driver.job.cancel()
+            self._driver._end(set())
+        self._finish(context)
+
+    def _cleanup(self) -> None:
+        """What the operator made for the job goes (nothing here)."""
+
+    def _finish(self, context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        self._cleanup()
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        _redraw(context)
+
+
+class FACERECON_OT_reconstruct_from_photo(JobModal, bpy.types.Operator):
     """Reconstruct a 3D head from one photo, or from several photos of one person (BFM mesh, albedo texture,
     expression shape keys)"""
 
@@ -77,9 +127,6 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
         **option_properties(),
         "browse": BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"}),
     }
-
-    _driver = None
-    _timer = None
 
     def invoke(self, context, event):
         if self.browse or not self.filepath:
@@ -130,46 +177,8 @@ class FACERECON_OT_reconstruct_from_photo(bpy.types.Operator):
 
     # ---------------------------------------------------------------------- UI: modal + thread
     def _start_modal(self, context, photo: Path, more: tuple = ()):
-        wm = context.window_manager
         job = job_service.ReconstructionJob(photo, **_options(self, more))
-
-        def on_progress(stage: str, fraction: float) -> None:
-            wm.progress_update(int(100 * fraction))
-            if context.workspace is not None:
-                context.workspace.status_text_set(f"Face from Photo: {photo.name} — {stage} {100 * fraction:.0f}% "
-                                                  f"(Esc to cancel)")
-            _redraw(context)
-
-        self._driver = job_service.ModalDriver(job, on_progress=on_progress,
-                                               on_done=lambda result: _build(self, context, result),
-                                               report=self.report)
-        wm.progress_begin(0, 100)
-        self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
-        wm.modal_handler_add(self)
-        self._driver.start()
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        ret = self._driver.event(event.type, event.value)
-        if "RUNNING_MODAL" not in ret and "PASS_THROUGH" not in ret:
-            self._finish(context)
-        return ret
-
-    def cancel(self, context):  # Blender closes the window / file while running
-        if self._driver is not None:
-            self._driver.job.cancel()
-            self._driver._end(set())
-        self._finish(context)
-
-    def _finish(self, context) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-        _redraw(context)
+        return self._start_job(context, job, "Face from Photo", photo.name, lambda result: _build(self, context, result))
 
 
 class FACERECON_OT_cancel(bpy.types.Operator):

@@ -11,7 +11,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..services import job as job_service
-from .operators import TIMER_SECONDS, _redraw
+from .operators import JobModal
 from .options import MESHES
 
 LABEL = "Face from Video"
@@ -35,7 +35,7 @@ def _build(op, context, track) -> str:
             f"{track.timings['frames_per_s']:.1f} frames/s, import {time.perf_counter() - t0:.2f} s)")
 
 
-class FACERECON_OT_import_video(bpy.types.Operator):
+class FACERECON_OT_import_video(JobModal, bpy.types.Operator):
     """Track a face through a video: one face (or head) with its ARKit shape keys and rotation keyframed"""
 
     bl_idname = "facerecon.import_video"
@@ -61,8 +61,6 @@ class FACERECON_OT_import_video(bpy.types.Operator):
         "browse": BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"}),
     }
 
-    _driver = None
-    _timer = None
     _folder = None  # the decoded frames, removed when the import ends
 
     def invoke(self, context, event):
@@ -111,46 +109,13 @@ class FACERECON_OT_import_video(bpy.types.Operator):
                 self._finish(context)
             return {"FINISHED"}
         job = job_service.ReconstructionJob(self._folder, work=video.run, label=LABEL, **self._options())
+        return self._start_job(context, job, LABEL, path.name, lambda track: _build(self, context, track))
 
-        def on_progress(stage: str, fraction: float) -> None:
-            wm.progress_update(int(100 * fraction))
-            if context.workspace is not None:
-                context.workspace.status_text_set(f"{LABEL}: {path.name} — {stage} {100 * fraction:.0f}% (Esc to "
-                                                  f"cancel)")
-            _redraw(context)
-
-        self._driver = job_service.ModalDriver(job, on_progress=on_progress,
-                                               on_done=lambda track: _build(self, context, track), report=self.report)
-        self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
-        wm.modal_handler_add(self)
-        self._driver.start()
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        ret = self._driver.event(event.type, event.value)
-        if "RUNNING_MODAL" not in ret and "PASS_THROUGH" not in ret:
-            self._finish(context)
-        return ret
-
-    def cancel(self, context):
-        if self._driver is not None:
-            self._driver.job.cancel()
-            self._driver._end(set())
-        self._finish(context)
-
-    def _finish(self, context) -> None:
+    def _cleanup(self) -> None:
         from ..services import video
 
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
         video.discard(self._folder)
         self._folder = None
-        wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-        _redraw(context)
 
 
 class FACERECON_OT_apply_arkit_csv(bpy.types.Operator):
