@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from facerecon_core import paths
@@ -83,7 +84,7 @@ def _head(args: argparse.Namespace) -> int:
         print(_head_summary(args.model or paths.default_facemodel_path(),
                             args.ict or paths.shared_dir() / "ict_facekit", args.out or default_head_path(), True))
     except RigError as exc:
-        print(f"facerecon assets head: {exc}")
+        print(f"facerecon assets head: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
