@@ -73,6 +73,8 @@ def build_head_rig(model, ict: dict[str, np.ndarray], texture_height: int = 1024
     """The head rig of face model ``model`` from the ICT arrays ``ict`` (:func:`load_ict_head`)."""
     from scipy.spatial import cKDTree
 
+    from facerecon_core.eval.metrics import vertex_normals
+    from facerecon_core.facemodel.topology import boundary_vertices
     from facerecon_core.head import shape
 
     names = [str(n) for n in ict["part_names"]]
@@ -126,12 +128,12 @@ def build_head_rig(model, ict: dict[str, np.ndarray], texture_height: int = 1024
     triangles_skin = _triangles_of(sizes, corners, poly_material == head_rig.SKIN)
     tri, bary, distance = _smooth_projection(ours, model.triangles, warped_skin, labels_ict, labels_ours,
                                              triangles_skin, skin_count)
-    normals_ict = _normals(warped_skin, triangles_skin, skin_count)
-    normals_ours = _normals(ours, model.triangles, len(ours))
+    normals_ict = vertex_normals(warped_skin, triangles_skin)
+    normals_ours = vertex_normals(ours, model.triangles)
     at_normal = np.einsum("vk,vkc->vc", bary, normals_ours[tri])
     facing = (normals_ict * at_normal).sum(1) / np.maximum(np.linalg.norm(at_normal, axis=1), 1e-9) > FACING_COS
     rim = np.zeros(len(ours), bool)
-    rim[_boundary_vertices(model.triangles, len(ours))] = True
+    rim[boundary_vertices(model.triangles)] = True
     in_face = np.zeros(skin_count, bool)
     lo, hi = new_id[ranges["face"][0]], new_id[ranges["face"][1]]
     in_face[lo:hi + 1] = True
@@ -296,24 +298,6 @@ def _near_contours(points: np.ndarray, contours: list[np.ndarray], band: float) 
 def _triangles_of(sizes: np.ndarray, corners: np.ndarray, which: np.ndarray) -> np.ndarray:
     tris = head_rig.triangulate(sizes, corners)
     return tris[np.repeat(which, sizes - 2)]
-
-
-def _normals(vertices: np.ndarray, triangles: np.ndarray, n: int) -> np.ndarray:
-    v = np.asarray(vertices, np.float64)
-    t = np.asarray(triangles, np.int64)
-    face = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    acc = np.zeros((n, 3))
-    for k in range(3):
-        np.add.at(acc, t[:, k], face)
-    return acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-12)
-
-
-def _boundary_vertices(triangles: np.ndarray, n: int) -> np.ndarray:
-    t = np.asarray(triangles, np.int64)
-    edges = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
-    keys, counts = np.unique(edges[:, 0] * n + edges[:, 1], return_counts=True)
-    once = keys[counts == 1]
-    return np.unique(np.concatenate([once // n, once % n]))
 
 
 def _extension_system(triangles: np.ndarray, n: int, fixed: np.ndarray):
