@@ -70,16 +70,16 @@ def test_inputs_that_do_not_correspond_are_refused(runs, facemodel):
         average_checkpoints([unfolded, split], None, facemodel)
 
 
-def test_cli_writes_a_checkpoint_that_exports(runs, tmp_path, capsys):
+def test_cli_writes_a_checkpoint_that_exports(runs, facemodel_path, tmp_path, capsys):
     bundle, run, unfolded, _, _ = runs
-    out = tmp_path / "avg.pt"
-    assert main(["average", "--checkpoint", str(bundle), str(run), "--out", str(out)]) == 0
+    out, asset = tmp_path / "avg.pt", ["--facemodel", str(facemodel_path)]
+    assert main(["average", "--checkpoint", str(bundle), str(run), "--out", str(out), *asset]) == 0
     assert "averaged" in capsys.readouterr().out and load_checkpoint(out)["stage"] == "fusion"
-    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "model")]) == 0
+    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "model"), *asset]) == 0
     assert (tmp_path / "model" / "geometry.onnx").is_file()
     # an existing output is kept unless --overwrite; inputs that do not correspond write nothing
-    assert main(["average", "--checkpoint", str(bundle), str(run), "--out", str(out)]) == 2
+    assert main(["average", "--checkpoint", str(bundle), str(run), "--out", str(out), *asset]) == 2
     assert "exists" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
-    assert main(["average", "--checkpoint", str(bundle), str(unfolded), "--out", str(bad)]) == 2
+    assert main(["average", "--checkpoint", str(bundle), str(unfolded), "--out", str(bad), *asset]) == 2
     assert "folded" in capsys.readouterr().err and not bad.exists()

@@ -57,6 +57,17 @@ def test_fitter_with_offsets_keeps_them_smooth(facemodel: FaceModel):
     assert "offset_smooth" in result.losses["photometric"]
 
 
+def _render_face(facemodel: FaceModel, shape: np.ndarray, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A 128² crop of ``shape`` (turned a little, frontal light, grey background) and its 68 landmarks."""
+    cam = CropCamera(size)
+    verts_cam = to_camera(shape[None], np.array([[0.05, 0.2, 0.0]]), np.array([[0.0, 0.0, -cam.focal * 170 / 70]]))
+    out = render_mesh(torch.as_tensor(verts_cam, dtype=torch.float32), torch.as_tensor(facemodel.triangles),
+                      cam.render_camera(), vertex_colors=torch.as_tensor(facemodel.albedo_mean)[None],
+                      sh=torch.as_tensor(frontal_light())[None], background=torch.full((1, 3, size, size), 0.3))
+    crops = (out.image.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    return crops, cam.project(verts_cam[:, facemodel.landmark_indices])
+
+
 def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
     """With ``FitConfig.arkit`` the fit explains an expression the 10 components cannot give (brows up, jaw open,
     a smile) with the right ARKit keys, each weight in [0, 1], and fits the shape and landmarks better than
@@ -66,14 +77,8 @@ def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
     for key, value in {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8, "jawOpen": 0.7,
                        "mouthSmileLeft": 0.8, "mouthSmileRight": 0.8}.items():
         truth[names.index(key)] = value
-    size, cam = 128, CropCamera(128)
     shape = facemodel.mean_shape + facemodel.arkit_offsets(truth)
-    verts_cam = to_camera(shape[None], np.array([[0.05, 0.2, 0.0]]), np.array([[0.0, 0.0, -cam.focal * 170 / 70]]))
-    out = render_mesh(torch.as_tensor(verts_cam, dtype=torch.float32), torch.as_tensor(facemodel.triangles),
-                      cam.render_camera(), vertex_colors=torch.as_tensor(facemodel.albedo_mean)[None],
-                      sh=torch.as_tensor(frontal_light())[None], background=torch.full((1, 3, size, size), 0.3))
-    crops = (out.image.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    landmarks = cam.project(verts_cam[:, facemodel.landmark_indices])
+    crops, landmarks = _render_face(facemodel, shape)
     results = {arkit: Fitter(facemodel, FitConfig(landmark_steps=300, photometric_steps=0, arkit=arkit)).fit(
         crops, landmarks, progress=False) for arkit in (False, True)}
     weights = results[True].arkit_weights[0]
@@ -83,6 +88,24 @@ def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
     assert results[True].landmark_error[0] < results[False].landmark_error[0]
     error = np.linalg.norm(results[True].shape(facemodel)[0] - shape, axis=-1).mean()
     assert error < np.linalg.norm(results[False].shape(facemodel)[0] - shape, axis=-1).mean()
+
+
+def test_fitter_keeps_unused_arkit_keys_at_zero(facemodel: FaceModel):
+    """A wide face (here: the cheeks puffed) is shape to the landmarks; the fit leaves cheekPuff at 0 by default
+    (FitConfig.arkit_unused), and uses it when allowed without the L1 prior, the landmarks fitted either way."""
+    names = list(facemodel.arkit_names)
+    truth = np.zeros(len(names))
+    truth[names.index("cheekPuff")] = 0.8
+    crops, landmarks = _render_face(facemodel, facemodel.mean_shape + facemodel.arkit_offsets(truth))
+    fits = {unused: Fitter(facemodel, FitConfig(landmark_steps=300, photometric_steps=0, arkit=True,
+                                                arkit_unused=unused, arkit_prior=prior)).fit(crops, landmarks,
+                                                                                            progress=False)
+            for unused, prior in ((FitConfig.arkit_unused, FitConfig.arkit_prior), ((), 0.0))}
+    puff = names.index("cheekPuff")
+    assert fits[FitConfig.arkit_unused].arkit_weights[0, puff] == 0.0 and fits[()].arkit_weights[0, puff] > 0.1
+    assert all(fit.landmark_error[0] < 1.0 for fit in fits.values())
+    with pytest.raises(ValueError, match="no ARKit key cheekpuf"):
+        Fitter(facemodel, FitConfig(arkit=True, arkit_unused=("cheekpuf",)))
 
 
 def test_fitter_rejects_malformed_input(facemodel: FaceModel):
