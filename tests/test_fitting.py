@@ -91,8 +91,8 @@ def test_fitter_finds_strong_arkit_expressions(facemodel: FaceModel):
 
 
 def test_fitter_keeps_unused_arkit_keys_at_zero(facemodel: FaceModel):
-    """A wide face (here: the cheeks puffed) is shape to the landmarks; the fit leaves cheekPuff at 0 by default
-    (FitConfig.arkit_unused), and uses it when allowed without the L1 prior, the landmarks fitted either way."""
+    """To the landmarks, puffed cheeks look like a wide face: the fit leaves cheekPuff at 0 by default
+    (FitConfig.arkit_unused) and uses it when allowed without the L1 prior, the landmarks fitted either way."""
     names = list(facemodel.arkit_names)
     truth = np.zeros(len(names))
     truth[names.index("cheekPuff")] = 0.8

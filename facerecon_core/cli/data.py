@@ -49,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "(taiwan_expr_faces performers, jaffe and yalefaces subjects), for the geometry stage's "
                             "same-person term")
     synth.add_argument("--fit-arkit", action="store_true",
-                       help="profiled, texture: the photo fits also fit the face model's 51 ARKit weights (each in "
-                            "[0, 1], sparse), so the photos' strong expressions reach the labels (fits cached apart)")
+                       help="profiled, texture: the photo fits also fit the face model's ARKit weights (each in "
+                            "[0, 1], sparse; cheekPuff held at 0), so the photos' strong expressions reach the labels "
+                            "(fits cached apart)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")

@@ -23,6 +23,8 @@ FOLDED_EPS = 1e-5  # nn.BatchNorm2d's default ε, which _set_layer folds with
 
 @dataclass(frozen=True)
 class AverageReport:
+    """What was averaged, with which weights, and how far apart the first two inputs were."""
+
     sources: tuple[str, ...]
     weights: tuple[float, ...]
     tensors: int  # floating-point tensors averaged
@@ -33,7 +35,8 @@ class AverageReport:
         return f"averaged {self.tensors} tensors: {parts} (RMS weight difference {self.distance:.3g})"
 
 
-def average_checkpoints(sources: list[str | Path], weights: list[float] | None, facemodel) -> tuple[dict, AverageReport]:
+def average_checkpoints(sources: list[str | Path], weights: list[float] | None,
+                        facemodel) -> tuple[dict, AverageReport]:
     """The checkpoint dict of the weighted mean of ``sources`` (checkpoints or bundle folders); ``weights``
     (default equal) are normalised to sum to 1. Raises :class:`CheckpointError` on inputs that do not agree."""
     if len(sources) < 2:
