@@ -13,12 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from facerecon_core.train.checkpoint import CheckpointError, model_state
-from facerecon_core.train.from_bundle import load_start
-
-FOLDED_EPS = 1e-5  # nn.BatchNorm2d's default ε, which _set_layer folds with
+from facerecon_core.train.from_bundle import holds_folded_batchnorm, load_start
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,8 @@ def average_checkpoints(sources: list[str | Path], weights: list[float] | None,
         raise CheckpointError(f"{len(weights)} weights for {len(sources)} checkpoints")
     if min(weights) < 0 or sum(weights) <= 0:
         raise CheckpointError("weights must be non-negative with a positive sum")
-    weights = [w / sum(weights) for w in weights]
+    total = sum(weights)
+    weights = [w / total for w in weights]
     starts = [load_start(s, facemodel).checkpoint for s in sources]
     states = [model_state(s["model"]) for s in starts]
     first = states[0]
@@ -55,31 +52,18 @@ def average_checkpoints(sources: list[str | Path], weights: list[float] | None,
             raise CheckpointError(f"{source}: another network configuration than {sources[0]}")
         if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
             raise CheckpointError(f"{source}: another network (parameter names or shapes) than {sources[0]}")
-    forms = {_folded(s) for s in states}
+    forms = {holds_folded_batchnorm(s) for s in states}
     if len(forms) > 1:
         raise CheckpointError("BatchNorm is folded into the convolutions in some inputs and not in others (a run "
                               "started from an inference-only bundle against one started from a checkpoint): "
                               "their weights do not correspond")
-    averaged, count = {}, 0
-    for key, value in first.items():
-        if value.is_floating_point():
-            averaged[key] = sum(w * s[key].double() for w, s in zip(weights, states)).to(value.dtype)
-            count += 1
-        else:
-            averaged[key] = value.clone()  # counters (num_batches_tracked): the first's
     floats = [k for k in first if first[k].is_floating_point()]
+    averaged = {k: sum(w * s[k].double() for w, s in zip(weights, states)).to(v.dtype) if v.is_floating_point()
+                else v.clone() for k, v in first.items()}  # counters (num_batches_tracked): the first's
     squared = sum(float(((states[0][k].double() - states[1][k].double()) ** 2).sum()) for k in floats)
     distance = (squared / max(sum(first[k].numel() for k in floats), 1)) ** 0.5
     state = {**starts[0], "model": averaged, "discriminator": None, "optimizers": {}, "step": 0, "epoch": 0,
              "batch_in_epoch": 0, "best_metric": float("inf")}
-    report = AverageReport(tuple(str(s) for s in sources), tuple(weights), count, distance)
+    report = AverageReport(tuple(str(s) for s in sources), tuple(weights), len(floats), distance)
     return state, report
 
-
-def _folded(state: dict) -> bool:
-    """True when every BatchNorm holds the folded form: running mean 0, running variance 1 − ε (PyTorch's ε)."""
-    means = [k for k in state if k.endswith("running_mean")]
-    folded_var = torch.tensor(1.0 - FOLDED_EPS)
-    return bool(means) and all(
-        not state[k].any() and torch.equal(state[k.removesuffix("running_mean") + "running_var"],
-                                           folded_var.expand_as(state[k])) for k in means)

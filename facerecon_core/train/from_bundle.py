@@ -145,6 +145,17 @@ def _set_layer(layer: nn.Module, bn: nn.Module | None, weight: np.ndarray, bias:
     return True
 
 
+def holds_folded_batchnorm(state_dict: dict) -> bool:
+    """True when every BatchNorm of a state dict holds the folded form :func:`_set_layer` writes (running mean 0,
+    running variance 1 − ε with BatchNorm's default ε): a bundle's network, or a run started from one with
+    BatchNorm frozen."""
+    means = [k for k in state_dict if k.endswith("running_mean")]
+    folded_var = torch.tensor(1.0 - nn.BatchNorm2d(1).eps)
+    return bool(means) and all(
+        not state_dict[k].any() and torch.equal(state_dict[k.removesuffix("running_mean") + "running_var"],
+                                                folded_var.expand_as(state_dict[k])) for k in means)
+
+
 def _initializers(graph) -> dict[str, np.ndarray]:
     """Stored tensors as float32 arrays under every name the nodes read them by: float16 initializers through
     their Cast, and the Identity nodes with which the exporter shares one tensor between equal parameters."""
