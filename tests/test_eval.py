@@ -274,6 +274,32 @@ def test_eval_cli_rejects_a_crop_jitter_out_of_range(facemodel_path, tmp_path, c
     assert not (tmp_path / "r").exists()
 
 
+def test_eval_cli_rejects_every_below_one(facemodel_path, tmp_path, capsys):
+    from facerecon_core.cli import main
+
+    assert main(["eval", "--no-peers", "--suite", "identity", "--every", "0", "--facemodel", str(facemodel_path),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--every must be 1 or more (got 0)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_labelled_photos_every(shared_dir):
+    """--every 1 takes every labelled photo of each set (jaffe: every held-out person), 3 every third."""
+    import csv
+
+    from facerecon_core.eval.expressions import SETS, labelled_photos
+
+    counts = {name: sum(1 for _ in csv.DictReader(open(shared_dir / "faces" / name / "labels.csv")))
+              for name in SETS}
+    for every in (1, 3):
+        photos = labelled_photos(shared_dir, every)
+        for name, n in counts.items():
+            assert sum(1 for p in photos if p[0] == name) == -(-n // every)
+    jaffe = [p for p in labelled_photos(shared_dir, 1) if p[0] == "jaffe"]
+    subjects = {r["subject"] for r in csv.DictReader(open(shared_dir / "faces" / "jaffe" / "labels.csv"))}
+    assert {p[3] for p in jaffe} == {f"jaffe/{s}" for s in subjects} and all(p[1].is_file() for p in jaffe)
+
+
 def _fast_speed(speed_suite):
     def run(methods, model, seed=0, count=8):
         return speed_suite(methods, model, seed=seed, count=2)

@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="synthetic suite: render the whole BFM head (forehead, ears, neck) around each face, "
                              "as photos show it (default: the face alone on its background)")
     parser.add_argument("--photos", type=int, default=None, help="use only the first N annotated photos")
+    parser.add_argument("--every", type=int, default=3, metavar="N",
+                        help="expressions and identity suites: every N-th labelled photo of each set (default 3; "
+                             "1: all of them, about three times as long)")
     parser.add_argument("--facemodel", type=Path, default=None,
                         help=f"face-model asset (default: ${paths.FACEMODEL_ENV}, else "
                              "facerecon_core/data/facemodel.npz)")
@@ -72,6 +75,9 @@ def _eval(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"facerecon eval: error: --crop-jitter: {exc}", file=sys.stderr)
             return 2
+    if args.every < 1:
+        print(f"facerecon eval: error: --every must be 1 or more (got {args.every})", file=sys.stderr)
+        return 2
     model = FaceModel.load(args.facemodel)
     suites = args.suite or ["all"]
     if args.no_model and (args.model or args.ablation):
@@ -95,6 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     meta = {"model": ", ".join(str(b) for b in bundles)}
     run_eval(methods, model, suites, args.out, seed=args.seed, count=args.count, verbose=not args.quiet,
-             photo_limit=args.photos, meta=meta, crop_jitter=jitter, head=args.head, arkit=args.arkit)
+             photo_limit=args.photos, meta=meta, crop_jitter=jitter, head=args.head, arkit=args.arkit,
+             every=args.every)
     print(f"wrote {args.out / 'report.md'}")
     return 0

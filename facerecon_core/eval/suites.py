@@ -452,10 +452,10 @@ def speed_suite(methods: list[Peer], model: FaceModel, seed: int = 0, count: int
 def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, seed: int = 0, count: int = 500,
              shared: Path | None = None, verbose: bool = True, photo_limit: int | None = None,
              meta: dict | None = None, crop_jitter: CropJitter | None = None, head: bool = False,
-             arkit: float = 0.0) -> dict:
+             arkit: float = 0.0, every: int = 3) -> dict:
     """Run ``suites`` (names from :data:`SUITES`, or ``all``) with ``methods``; write the report.
     ``crop_jitter``: the synthetic faces' (None: the default, a good detector's); ``head``: render the
-    whole head around them."""
+    whole head around them; ``every``: the expressions and identity suites' share of the labelled photos."""
     from facerecon_core import paths
     from facerecon_core.eval.report import write_report
 
@@ -490,14 +490,14 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
         t = time.perf_counter()
         chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))
                   or (isinstance(m, FitPeer) and m.arkit)]
-        results["expressions"] = expression_suite(chosen, model, shared, limit=photo_limit, verbose=verbose)
+        results["expressions"] = expression_suite(chosen, model, shared, every, limit=photo_limit, verbose=verbose)
         results["expressions"]["timing_s"] = time.perf_counter() - t
     if "identity" in suites and model.has_arkit:
         from facerecon_core.eval.identity import identity_suite, same_person_curve
 
         t = time.perf_counter()
         chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))]
-        results["identity"] = identity_suite(chosen, model, shared, limit=photo_limit, verbose=verbose)
+        results["identity"] = identity_suite(chosen, model, shared, every, limit=photo_limit, verbose=verbose)
         results["identity"]["same_person"] = {m.name: same_person_curve(m, model, seed=seed, verbose=verbose)
                                               for m in chosen}
         results["identity"]["timing_s"] = time.perf_counter() - t
