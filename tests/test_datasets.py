@@ -216,6 +216,35 @@ def test_profiled_pairs_hold_another_photo_of_the_same_person(facemodel_path: Pa
         synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, pairs=True), progress=False)
 
 
+@pytest.mark.slow  # three photo fits
+def test_synth_one_identity_fits_a_persons_photos_together(facemodel_path: Path, shared_dir: Path, tmp_path: Path):
+    """``data synth --one-identity``: the photos of one person get one neutral face in the fits the samples are made
+    from (each its own expression); a person seen once is fitted alone; asm data refuses the flag."""
+    import shutil
+
+    from facerecon_core.datasets.synth import usable_fits
+
+    folder = tmp_path / "jaffe"
+    folder.mkdir()
+    shutil.copy(shared_dir / "faces" / "jaffe" / "labels.csv", folder / "labels.csv")
+    for name in ("KA.AN1.39.tiff", "KA.HA1.29.tiff", "KL.AN1.167.tiff"):
+        (folder / name).symlink_to(shared_dir / "faces" / "jaffe" / name)
+    out, fits = tmp_path / "one", tmp_path / "fits"
+    assert main(["data", "synth", "--kind", "profiled", "--count", "3", "--res", "64", "--photos", str(folder),
+                 "--fits", str(fits), "--one-identity", "--out", str(out), "--facemodel", str(facemodel_path)]) == 0
+    assert storage.ShardedDataset(out).spec.generator.endswith(" one identity")
+    request = SynthRequest("profiled", 3, seed=0, out=out, facemodel=facemodel_path, fits=fits, one_identity=True)
+    model = FaceModel.load(facemodel_path)
+    made = {Path(f.source).name: f for f in usable_fits(request, model, sorted(folder.glob("*.tiff")), False)}
+    angry, happy, other = made["KA.AN1.39.tiff"], made["KA.HA1.29.tiff"], made["KL.AN1.167.tiff"]
+    assert np.array_equal(angry.identity(model), happy.identity(model))
+    assert not np.allclose(angry.identity(model), other.identity(model))
+    assert np.abs(angry.expression(model) - happy.expression(model)).max() > 1.0  # mm
+    with pytest.raises(storage.DatasetError, match="--one-identity applies to profiled and texture"):
+        synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, one_identity=True),
+              progress=False)
+
+
 def test_synth_photos_from_a_list_file(tmp_path):
     """``--photos @LIST.txt`` (one path per line) as the bundled model's recipe uses it."""
     from facerecon_core import paths

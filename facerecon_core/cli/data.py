@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="profiled, texture: the photo fits also fit the face model's ARKit weights (each in "
                             "[0, 1], sparse; cheekPuff held at 0), so the photos' strong expressions reach the labels "
                             "(fits cached apart)")
+    synth.add_argument("--one-identity", action="store_true",
+                       help="profiled, texture: the photos of one person (taiwan_expr_faces performers, jaffe and "
+                            "yalefaces subjects) are fitted together with one identity, each with its own pose, "
+                            "expression and light, so their labels share one neutral face (fits cached apart)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -71,7 +75,8 @@ def _synth(args: argparse.Namespace) -> int:
     request = SynthRequest(kind=args.kind, count=args.count, seed=args.seed, out=args.out, res=args.res,
                            facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses,
                            jitter=jitter, pitch_turn=args.pitch_turn, yaw_range=args.yaw_range, head=args.head,
-                           arkit=args.arkit, pairs=args.pairs, fit_arkit=args.fit_arkit)
+                           arkit=args.arkit, pairs=args.pairs, fit_arkit=args.fit_arkit,
+                           one_identity=args.one_identity)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

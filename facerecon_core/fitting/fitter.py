@@ -5,7 +5,8 @@ Fits the face model to square face crops in two stages, batched on the CPU (or G
    PnP initialisation), with standard normal coefficient priors;
 2. photometric: the shaded render against the crop inside the rendered face, plus the landmark
    term, the priors and, with per-vertex offsets, Laplacian smoothness.
-Every crop is seen through :class:`facerecon_core.pose.CropCamera`.
+Every crop is seen through :class:`facerecon_core.pose.CropCamera`. Crops of one person can share one identity
+(coefficients and offsets; ``Fitter.fit(..., groups=...)``): a joint solve over their photos.
 """
 
 from __future__ import annotations
@@ -82,10 +83,13 @@ class FitResult:
 
 
 class _Params(torch.nn.Module):
-    def __init__(self, model: FaceModel, angles, translation, fit_offsets: bool, fit_arkit: bool = False):
+    def __init__(self, model: FaceModel, angles, translation, fit_offsets: bool, fit_arkit: bool = False,
+                 groups: torch.Tensor | None = None):
         super().__init__()
         b = len(angles)
-        self.id = torch.nn.Parameter(torch.zeros(b, model.n_id))
+        self.groups = groups  # (B,) index of each crop's identity, or None: one identity per crop
+        n_identities = b if groups is None else int(groups.max()) + 1
+        self.id = torch.nn.Parameter(torch.zeros(n_identities, model.n_id))
         self.exp = torch.nn.Parameter(torch.zeros(b, model.n_exp))
         self.arkit = torch.nn.Parameter(torch.zeros(b, len(model.arkit_names))) if fit_arkit else None
         self.albedo = torch.nn.Parameter(torch.zeros(b, model.n_albedo))
@@ -94,9 +98,13 @@ class _Params(torch.nn.Module):
         sh = torch.zeros(b, 3, 9)
         sh[:, :, 0] = 1.0
         self.sh = torch.nn.Parameter(sh)
-        self.offsets = torch.nn.Parameter(torch.zeros(b, model.n_vertices, 3)) if fit_offsets else None
+        self.offsets = torch.nn.Parameter(torch.zeros(n_identities, model.n_vertices, 3)) if fit_offsets else None
         self.base: torch.Tensor | None = None  # (B, V, 3) start shape replacing the mean (Fitter.refine)
         self.base_albedo: torch.Tensor | None = None  # (B, V, 3) start albedo replacing the mean
+
+    def per_crop(self, identity: torch.Tensor | None) -> torch.Tensor | None:
+        """An identity parameter (coefficients or offsets) per crop: its group's, or the crop's own."""
+        return identity if identity is None or self.groups is None else identity[self.groups]
 
 
 class Fitter:
@@ -127,16 +135,29 @@ class Fitter:
             self.arkit_free = t([name not in config.arkit_unused for name in model.arkit_names])
 
     # ------------------------------------------------------------------------------ API
-    def fit(self, crops: np.ndarray, landmarks: np.ndarray, progress: bool = True) -> FitResult:
-        """Fit crops (B, S, S, 3) uint8 RGB with their 68 landmarks (B, 68, 2) in crop pixels."""
+    def fit(self, crops: np.ndarray, landmarks: np.ndarray, progress: bool = True,
+            groups: np.ndarray | None = None) -> FitResult:
+        """Fit crops (B, S, S, 3) uint8 RGB with their 68 landmarks (B, 68, 2) in crop pixels.
+
+        ``groups`` (B,) labels the crops of one person (any hashable labels): crops with the same label share one
+        identity (coefficients and offsets), each keeps its own pose, expression, albedo and light. The priors
+        count per crop, as in separate fits.
+        """
         crops, landmarks = np.asarray(crops), np.ascontiguousarray(landmarks, np.float64)
         if crops.ndim != 4 or crops.shape[1] != crops.shape[2] or crops.shape[3] != 3:
             raise ValueError(f"expected square RGB crops (B, S, S, 3), got {crops.shape}")
         if landmarks.shape != (len(crops), 68, 2):
             raise ValueError(f"expected landmarks of shape ({len(crops)}, 68, 2), got {landmarks.shape}")
+        index = None
+        if groups is not None:
+            if len(groups) != len(crops):
+                raise ValueError(f"expected one group label per crop ({len(crops)}), got {len(groups)}")
+            index = torch.as_tensor(np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1),
+                                    device=self.device)
         size = crops.shape[1]
         angles, translation = self._initial_pose(landmarks, size)
-        params = _Params(self.model, angles, translation, self.config.fit_offsets, self.config.arkit).to(self.device)
+        params = _Params(self.model, angles, translation, self.config.fit_offsets, self.config.arkit,
+                         index).to(self.device)
         target = torch.as_tensor(landmarks, dtype=torch.float32, device=self.device)
         losses = {"landmarks": self._run(params, target, size, None, progress)}
         if self.config.photometric_steps > 0:
@@ -175,9 +196,9 @@ class Fitter:
         projected = self._project_landmarks(params, size)
         cpu = lambda p: p.detach().cpu().numpy()  # noqa: E731
         return FitResult(
-            id_coeff=cpu(params.id), exp_coeff=cpu(params.exp), albedo_coeff=cpu(params.albedo),
+            id_coeff=cpu(params.per_crop(params.id)), exp_coeff=cpu(params.exp), albedo_coeff=cpu(params.albedo),
             angles=cpu(params.angles), translation=cpu(params.translation), sh=cpu(params.sh),
-            offsets=None if params.offsets is None else cpu(params.offsets),
+            offsets=None if params.offsets is None else cpu(params.per_crop(params.offsets)),
             landmarks=cpu(projected), landmark_error=cpu(landmark_error(projected, target)), crop_size=size,
             losses=losses, arkit_weights=None if params.arkit is None else cpu(params.arkit),
         )
@@ -223,7 +244,7 @@ class Fitter:
         sigma = cfg.landmark_sigma * size
         terms = {
             "landmarks": landmark_loss(self._project_landmarks(params, size), target, self.lm_weights, sigma),
-            "id_prior": cfg.id_prior * gaussian_prior(params.id),
+            "id_prior": cfg.id_prior * gaussian_prior(params.per_crop(params.id)),
             "exp_prior": cfg.exp_prior * gaussian_prior(params.exp),
         }
         if params.arkit is not None:  # the weights are ≥ 0: their sum is their L1 norm
@@ -235,30 +256,31 @@ class Fitter:
         terms["albedo_prior"] = cfg.albedo_prior * gaussian_prior(params.albedo)
         terms["sh_prior"] = cfg.sh_prior * params.sh[:, :, 1:].square().flatten(1).sum(-1)
         if params.offsets is not None:
-            terms["offset_smooth"] = cfg.offset_laplacian * self.laplacian.energy(params.offsets)
-            terms["offset_l2"] = cfg.offset_l2 * params.offsets.square().sum(-1).mean(-1)
+            offsets = params.per_crop(params.offsets)
+            terms["offset_smooth"] = cfg.offset_laplacian * self.laplacian.energy(offsets)
+            terms["offset_l2"] = cfg.offset_l2 * offsets.square().sum(-1).mean(-1)
         return terms
 
     # ----------------------------------------------------------------------- geometry
     def shape(self, params: _Params) -> torch.Tensor:
         base = self.mean if params.base is None else params.base
-        verts = base + torch.einsum("bk,kvc->bvc", params.id, self.id_basis) \
+        verts = base + torch.einsum("bk,kvc->bvc", params.per_crop(params.id), self.id_basis) \
             + torch.einsum("bk,kvc->bvc", params.exp, self.exp_basis)
         if params.arkit is not None:
             verts = verts + torch.einsum("bk,kvc->bvc", params.arkit, self.arkit_basis)
-        return verts if params.offsets is None else verts + params.offsets
+        return verts if params.offsets is None else verts + params.per_crop(params.offsets)
 
     def _to_camera(self, verts: torch.Tensor, params: _Params) -> torch.Tensor:
         return verts @ euler_to_matrix(params.angles).transpose(1, 2) + params.translation[:, None]
 
     def _project_landmarks(self, params: _Params, size: int) -> torch.Tensor:
         base = self.lm_mean if params.base is None else params.base[:, self.lm_index]
-        verts = base + torch.einsum("bk,kvc->bvc", params.id, self.lm_id) \
+        verts = base + torch.einsum("bk,kvc->bvc", params.per_crop(params.id), self.lm_id) \
             + torch.einsum("bk,kvc->bvc", params.exp, self.lm_exp)
         if params.arkit is not None:
             verts = verts + torch.einsum("bk,kvc->bvc", params.arkit, self.lm_arkit)
         if params.offsets is not None:
-            verts = verts + params.offsets[:, self.lm_index]
+            verts = verts + params.per_crop(params.offsets)[:, self.lm_index]
         # the render camera counts pixels from the image corner; facerecon's points from pixel centres
         return CropCamera(size).render_camera().to_pixels(self._to_camera(verts, params)) - 0.5
 

@@ -1,13 +1,15 @@
 """Fitting real photos: detect, crop as 3DDFA_V2 does from landmarks, fit in batches, cache.
 
 Each photo's fit is cached as ``<cache>/<sha1 of the photo>-<config digest>.npz`` so the albedo
-basis and the ``profiled`` / ``texture`` datasets reuse the same fits.
+basis and the ``profiled`` / ``texture`` datasets reuse the same fits. With ``person``, the photos of one person
+are fitted together with one identity; their cache names add a digest of the person's photos.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -107,15 +109,20 @@ def fit_photos(
     batch_size: int = 8,
     progress: bool = True,
     need: int | None = None,
+    person: Callable[[Path], str | None] | None = None,
 ) -> tuple[list[PhotoFit], dict[str, str]]:
     """Fit the photos in order; returns the fits and, per photo that failed, its one-line reason.
 
     With ``need``, the walk stops once ``need`` usable fits are found (:meth:`PhotoFit.usable`): the
     photos after that are neither detected nor fitted, and the fits are those of the photos walked.
     With ``cache``, fits and detection failures are stored per photo and config and read back.
+    With ``person`` (photo → person or None), the photos of ``paths`` showing one person are fitted in one
+    batch with one identity (:meth:`Fitter.fit`'s ``groups``), whatever ``batch_size``; a walk that reaches one
+    of them fits them all.
     """
     digest = hashlib.sha1(json.dumps([asdict(config), size, model.content_hash, SQUEEZED_SETS]).encode()
                           ).hexdigest()[:10]
+    members = _people(paths, person) if person is not None else {}
     fitter = Fitter(model, config)
     fits: dict[Path, PhotoFit] = {}
     failures: dict[str, str] = {}
@@ -124,38 +131,67 @@ def fit_photos(
     while walked < len(paths) and (need is None or usable < need):
         chunk = paths[walked:] if need is None else paths[walked:walked + need - usable]
         walked += len(chunk)
-        _fit_chunk(chunk, fitter, digest, cache, size, batch_size, fits, failures, progress and need is None)
-        usable = sum(fit.usable() for fit in fits.values())
+        chunk = list(dict.fromkeys(q for p in chunk for q in members.get(p, (p,))))  # with the rest of each person
+        _fit_chunk(chunk, fitter, digest, cache, size, batch_size, fits, failures, progress and need is None, members)
+        usable = sum(fits[p].usable() for p in paths[:walked] if p in fits)
         bar.update(min(need or 0, usable) - bar.n)
     bar.close()
     return [fits[p] for p in paths[:walked] if p in fits], failures
 
 
+def _people(paths: list[Path], person: Callable[[Path], str | None]) -> dict[Path, tuple[Path, ...]]:
+    """Per photo of a person with several photos in ``paths``: all that person's photos, in ``paths``' order."""
+    by_person: dict[str, list[Path]] = {}
+    for path in dict.fromkeys(paths):
+        who = person(path)
+        if who is not None:
+            by_person.setdefault(who, []).append(path)
+    return {path: tuple(group) for group in by_person.values() if len(group) > 1 for path in group}
+
+
 def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | None, size: int, batch_size: int,
-               fits: dict[Path, PhotoFit], failures: dict[str, str], progress: bool) -> None:
-    """Detect and fit ``paths`` (cached fits and failures read back) into ``fits`` / ``failures``."""
+               fits: dict[Path, PhotoFit], failures: dict[str, str], progress: bool,
+               members: dict[Path, tuple[Path, ...]]) -> None:
+    """Detect and fit ``paths`` (cached fits and failures read back) into ``fits`` / ``failures``; the photos of one
+    person in ``members`` (all of them in ``paths``) are fitted together, or all read back from the cache."""
     model = fitter.model
+    hashes = {path: hashlib.sha1(path.read_bytes()).hexdigest() for path in paths} if cache else {}
+    group_digest = {path: hashlib.sha1("".join(sorted(hashes[q] for q in group)).encode()).hexdigest()[:10]
+                    for path, group in members.items() if cache}
+    names = {path: f"{hashes[path]}-{digest}" + (f"-{group_digest[path]}" if path in group_digest else "")
+             for path in hashes}
+    cached_groups = {group for group in set(members.values())
+                     if cache and all((cache / f"{names[q]}.npz").is_file() or (cache / f"{names[q]}.failed").is_file()
+                                      for q in group)}
     pending: list[tuple[Path, Path | None, tuple]] = []
     for path in tqdm(paths, desc="detect", disable=not progress, leave=False):
-        cached = cache / f"{hashlib.sha1(path.read_bytes()).hexdigest()}-{digest}.npz" if cache else None
-        if cached is not None and cached.is_file():
-            fits[path] = PhotoFit.load(cached)
-            continue
+        cached = cache / f"{names[path]}.npz" if cache else None
         failed = cached.with_suffix(".failed") if cached is not None else None
-        if failed is not None and failed.is_file():
-            failures[str(path)] = failed.read_text().strip()
+        if path in fits or path in failures:
             continue
+        if path not in members or members[path] in cached_groups:
+            if cached is not None and cached.is_file():
+                fits[path] = PhotoFit.load(cached)
+                continue
+            if failed is not None and failed.is_file():
+                failures[str(path)] = failed.read_text().strip()
+                continue
         try:
             pending.append((path, cached, prepare_photo(path, size)))
         except (PhotoError, NoFaceError) as exc:
             failures[str(path)] = str(exc)
             if failed is not None:
                 atomic_write_bytes(failed, f"{exc}\n".encode())
-    for start in tqdm(range(0, len(pending), batch_size), desc="fit photos", disable=not progress):
-        batch = pending[start:start + batch_size]
+    alone = [item for item in pending if item[0] not in members]
+    batches = [alone[start:start + batch_size] for start in range(0, len(alone), batch_size)]
+    for group in dict.fromkeys(members[item[0]] for item in pending if item[0] in members):
+        batches.append([item for item in pending if item[0] in group])
+    for batch in tqdm(batches, desc="fit photos", disable=not progress):
         crops = np.stack([prepared[0] for _, _, prepared in batch])
         landmarks = np.stack([prepared[1] for _, _, prepared in batch])
-        result = fitter.fit(crops, landmarks, progress=False)
+        groups = np.array([members[path][0].as_posix() if path in members else path.as_posix()
+                           for path, _, _ in batch])
+        result = fitter.fit(crops, landmarks, progress=False, groups=groups if len(set(groups)) < len(batch) else None)
         for b, (path, cached, (crop_image, detected, crop)) in enumerate(batch):
             fit = PhotoFit(
                 source=str(path), crop_box=np.array([crop.left, crop.top, crop.side]), image=crop_image,
