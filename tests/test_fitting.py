@@ -237,8 +237,11 @@ def test_fit_photos_fits_a_persons_photos_with_one_identity(tmp_path, facemodel:
                                                                             real_prepare(path, size))[1])
     config = FitConfig(landmark_steps=60, photometric_steps=0, render_size=64, fit_offsets=True)
     cache = tmp_path / "fits"
-    fit = lambda paths, need=None: photos_mod.fit_photos(paths, facemodel, config, cache=cache, progress=False,  # noqa: E731
-                                                         need=need, person=lambda p: people.get(p.name))[0]
+
+    def fit(paths: list[Path], need: int | None = None) -> list:
+        return photos_mod.fit_photos(paths, facemodel, config, cache=cache, progress=False, need=need,
+                                     person=lambda p: people.get(p.name))[0]
+
     assert len(fit(walk, need=1)) == 1  # the walk reaches one photo of x: both of x's are fitted (and cached)
     assert sorted(prepared) == sorted([walk[0].name, walk[2].name])
     prepared.clear()

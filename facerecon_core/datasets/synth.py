@@ -171,11 +171,11 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
 def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], progress: bool) -> list:
     """Fits (with per-vertex offsets) of the first ``request.count`` photos that fit well, in the photos' order;
-    bad fits are left out; with ``request.one_identity`` a person's photos share one identity. Photos are detected and fitted only as far as the samples need them (sample ``i``
-    uses usable fit ``i % n``, so a fit of a later photo would never be used), from the fit cache."""
-    from facerecon_core.fitting.photos import fit_photos, fit_report
-
+    bad fits are left out; with ``request.one_identity`` a person's photos share one identity. Photos are detected
+    and fitted only as far as the samples need them (sample ``i`` uses usable fit ``i % n``, so a fit of a later
+    photo would never be used), from the fit cache."""
     from facerecon_core.datasets.people import person_of
+    from facerecon_core.fitting.photos import fit_photos, fit_report
 
     config = dataclasses.replace(DATA_FIT, arkit=True) if request.fit_arkit else DATA_FIT
     fits, failures = fit_photos(photos, model, config, cache=request.fit_cache(), progress=progress,
