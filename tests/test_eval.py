@@ -283,6 +283,24 @@ def test_eval_cli_rejects_every_below_one(facemodel_path, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # landmark fits of six photos
+def test_identity_suite_takes_the_arkit_fit(facemodel_path, tmp_path):
+    """``eval --suite identity --no-model --peer fit-arkit``: the landmark fit with the ARKit keys (how the training
+    photos are labelled) gets the real-photo measures; the synthetic same-person curve is for the networks only."""
+    import json
+
+    from facerecon_core.cli import main
+
+    out = tmp_path / "r"
+    assert main(["eval", "--no-model", "--peer", "fit-arkit", "--suite", "identity", "--every", "40", "--photos", "6",
+                 "--facemodel", str(facemodel_path), "--out", str(out), "--quiet"]) == 0
+    identity = json.loads((out / "results.json").read_text())["identity"]
+    measures = identity["methods"]["fit-arkit"]
+    assert identity["photos"] == 6 and 0.0 <= measures["identity_retrieval"] <= 1.0
+    assert measures["between_mm"] > 0.0 and identity["same_person"] == {}
+    assert "| fit-arkit |" in (out / "report.md").read_text()
+
+
 def test_labelled_photos_every(shared_dir):
     """--every 1 takes every labelled photo of each set (jaffe: every held-out person), 3 every third."""
     import csv

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--peer", action="append", default=None, choices=["3ddfa_v2", "mean-face", "fit", "fit-arkit"],
                         help="peer to compare with (repeatable; default: 3ddfa_v2, mean-face and fit; see "
                              "--no-peers); fit-arkit: the landmark fit with the ARKit keys, as the training "
-                             "photos are fitted with `data synth --fit-arkit`")
+                             "photos are fitted with `data synth --fit-arkit` (the expressions and identity suites "
+                             "take it)")
     parser.add_argument("--no-peers", action="store_true", help="evaluate the bundle(s) only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out synthetic faces (default 0)")
     parser.add_argument("--count", type=int, default=500, help="number of synthetic faces (default 500)")

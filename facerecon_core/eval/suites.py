@@ -496,10 +496,11 @@ def run_eval(methods: list[Peer], model: FaceModel, suites, out_dir: Path, *, se
         from facerecon_core.eval.identity import identity_suite, same_person_curve
 
         t = time.perf_counter()
-        chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))]
+        chosen = [m for m in methods if isinstance(m, (OursPeer, ThreeDDFAV2Peer))
+                  or (isinstance(m, FitPeer) and m.arkit)]  # the fit: what the training photos' labels hold
         results["identity"] = identity_suite(chosen, model, shared, every, limit=photo_limit, verbose=verbose)
         results["identity"]["same_person"] = {m.name: same_person_curve(m, model, seed=seed, verbose=verbose)
-                                              for m in chosen}
+                                              for m in chosen if not isinstance(m, FitPeer)}
         results["identity"]["timing_s"] = time.perf_counter() - t
     if "head" in suites:
         from facerecon_core.eval.head import HEAD_PHOTOS, head_suite
