@@ -259,3 +259,18 @@ def test_fit_photos_fits_a_persons_photos_with_one_identity(tmp_path, facemodel:
     assert sorted(prepared) == sorted(p.name for p in walk)
     assert np.array_equal(again[0].id_coeff, again[1].id_coeff) and not np.array_equal(again[0].id_coeff,
                                                                                       first.id_coeff)
+
+
+def test_fit_photos_walks_as_far_as_needed_among_several_people(tmp_path, facemodel: FaceModel, shared_dir):
+    """``person`` with ``need``: a walk that reaches one person fits that person's photos and leaves the people it
+    has not reached alone (neither fitted nor cached)."""
+    from facerecon_core.fitting.photos import fit_photos
+
+    faces = shared_dir / "faces" / "prnet_aflw2000"
+    walk = [faces / f"image{n}.jpg" for n in ("00050", "00081", "00430", "00251")]
+    people = {walk[0].name: "x", walk[2].name: "x", walk[1].name: "y", walk[3].name: "y"}
+    config = FitConfig(landmark_steps=30, photometric_steps=0, render_size=64)
+    fits, failures = fit_photos(walk, facemodel, config, cache=tmp_path, progress=False, need=1,
+                                person=lambda p: people[p.name])
+    assert [f.source for f in fits] == [str(walk[0])] and not failures
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # x's two photos

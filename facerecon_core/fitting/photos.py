@@ -156,11 +156,12 @@ def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | Non
     person in ``members`` (all of them in ``paths``) are fitted together, or all read back from the cache."""
     model = fitter.model
     hashes = {path: hashlib.sha1(path.read_bytes()).hexdigest() for path in paths} if cache else {}
+    groups = {members[path] for path in paths if path in members}  # the people of this chunk, each whole in it
     group_digest = {path: hashlib.sha1("".join(sorted(hashes[q] for q in group)).encode()).hexdigest()[:10]
-                    for path, group in members.items() if cache}
+                    for group in groups for path in group if cache}
     names = {path: f"{hashes[path]}-{digest}" + (f"-{group_digest[path]}" if path in group_digest else "")
              for path in hashes}
-    cached_groups = {group for group in set(members.values())
+    cached_groups = {group for group in groups
                      if cache and all((cache / f"{names[q]}.npz").is_file() or (cache / f"{names[q]}.failed").is_file()
                                       for q in group)}
     pending: list[tuple[Path, Path | None, tuple]] = []
@@ -183,15 +184,13 @@ def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | Non
             if failed is not None:
                 atomic_write_bytes(failed, f"{exc}\n".encode())
     alone = [item for item in pending if item[0] not in members]
-    batches = [alone[start:start + batch_size] for start in range(0, len(alone), batch_size)]
+    batches = [(alone[start:start + batch_size], False) for start in range(0, len(alone), batch_size)]
     for group in dict.fromkeys(members[item[0]] for item in pending if item[0] in members):
-        batches.append([item for item in pending if item[0] in group])
-    for batch in tqdm(batches, desc="fit photos", disable=not progress):
+        batches.append(([item for item in pending if item[0] in group], True))
+    for batch, one_person in tqdm(batches, desc="fit photos", disable=not progress):
         crops = np.stack([prepared[0] for _, _, prepared in batch])
         landmarks = np.stack([prepared[1] for _, _, prepared in batch])
-        groups = np.array([members[path][0].as_posix() if path in members else path.as_posix()
-                           for path, _, _ in batch])
-        result = fitter.fit(crops, landmarks, progress=False, groups=groups if len(set(groups)) < len(batch) else None)
+        result = fitter.fit(crops, landmarks, progress=False, groups=np.zeros(len(batch), int) if one_person else None)
         for b, (path, cached, (crop_image, detected, crop)) in enumerate(batch):
             fit = PhotoFit(
                 source=str(path), crop_box=np.array([crop.left, crop.top, crop.side]), image=crop_image,
