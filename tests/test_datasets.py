@@ -186,7 +186,7 @@ def test_profiled_pairs_hold_another_photo_of_the_same_person(facemodel_path: Pa
     The views themselves are those of the data made without it."""
     import shutil
 
-    from facerecon_core.datasets.people import person_of
+    from facerecon_core.datasets.people import labelled_neutral, person_of
     from facerecon_core.train.data import collate
 
     folder = tmp_path / "jaffe"  # the set's name and labels.csv tell who is who
@@ -195,6 +195,12 @@ def test_profiled_pairs_hold_another_photo_of_the_same_person(facemodel_path: Pa
     for name in ("KA.AN1.39.tiff", "KA.HA1.29.tiff", "KL.AN1.167.tiff"):
         (folder / name).symlink_to(shared_dir / "faces" / "jaffe" / name)
     assert person_of(folder / "KA.AN1.39.tiff") == "jaffe/KA" and person_of(shared_dir / "bfm" / "x.png") is None
+    faces = shared_dir / "faces"
+    assert labelled_neutral(folder / "KA.NE1.26.tiff") and not labelled_neutral(folder / "KA.AN1.39.tiff")
+    assert labelled_neutral(faces / "taiwan_expr_faces" / "0101a02.jpg")  # posed_expression "neutral"
+    assert labelled_neutral(faces / "yalefaces" / "subject01.normal.gif")
+    assert not labelled_neutral(faces / "yalefaces" / "subject01.happy.gif")
+    assert not labelled_neutral(shared_dir / "bfm" / "x.png")
     made = {}
     for pairs in (False, True):
         request = SynthRequest("profiled", 3, seed=0, out=tmp_path / f"pairs{pairs}", res=64, facemodel=facemodel_path,
@@ -219,7 +225,8 @@ def test_profiled_pairs_hold_another_photo_of_the_same_person(facemodel_path: Pa
 @pytest.mark.slow  # three photo fits
 def test_synth_one_identity_fits_a_persons_photos_together(facemodel_path: Path, shared_dir: Path, tmp_path: Path):
     """``data synth --one-identity``: the photos of one person get one neutral face in the fits the samples are made
-    from (each its own expression); a person seen once is fitted alone; asm data refuses the flag."""
+    from (each its own expression), their rest face where a photo is labelled neutral (its expression held near
+    zero); a person seen once is fitted alone; asm data refuses the flag."""
     import shutil
 
     from facerecon_core.datasets.synth import usable_fits
@@ -227,19 +234,24 @@ def test_synth_one_identity_fits_a_persons_photos_together(facemodel_path: Path,
     folder = tmp_path / "jaffe"
     folder.mkdir()
     shutil.copy(shared_dir / "faces" / "jaffe" / "labels.csv", folder / "labels.csv")
-    for name in ("KA.AN1.39.tiff", "KA.HA1.29.tiff", "KL.AN1.167.tiff"):
+    for name in ("KA.AN1.39.tiff", "KA.HA1.29.tiff", "KA.NE1.26.tiff", "KL.AN1.167.tiff"):
         (folder / name).symlink_to(shared_dir / "faces" / "jaffe" / name)
     out, fits = tmp_path / "one", tmp_path / "fits"
-    assert main(["data", "synth", "--kind", "profiled", "--count", "3", "--res", "64", "--photos", str(folder),
+    assert main(["data", "synth", "--kind", "profiled", "--count", "4", "--res", "64", "--photos", str(folder),
                  "--fits", str(fits), "--one-identity", "--out", str(out), "--facemodel", str(facemodel_path)]) == 0
-    assert storage.ShardedDataset(out).spec.generator.endswith(" one identity")
-    request = SynthRequest("profiled", 3, seed=0, out=out, facemodel=facemodel_path, fits=fits, one_identity=True)
+    assert storage.ShardedDataset(out).spec.generator.endswith(" one identity, neutral rest")
+    request = SynthRequest("profiled", 4, seed=0, out=out, facemodel=facemodel_path, fits=fits, one_identity=True)
     model = FaceModel.load(facemodel_path)
     made = {Path(f.source).name: f for f in usable_fits(request, model, sorted(folder.glob("*.tiff")), False)}
-    angry, happy, other = made["KA.AN1.39.tiff"], made["KA.HA1.29.tiff"], made["KL.AN1.167.tiff"]
+    angry, happy, calm, other = (made[n] for n in ("KA.AN1.39.tiff", "KA.HA1.29.tiff", "KA.NE1.26.tiff",
+                                                   "KL.AN1.167.tiff"))
     assert np.array_equal(angry.identity(model), happy.identity(model))
+    assert np.array_equal(angry.identity(model), calm.identity(model))
     assert not np.allclose(angry.identity(model), other.identity(model))
     assert np.abs(angry.expression(model) - happy.expression(model)).max() > 1.0  # mm
+    rms = lambda fit: np.sqrt((fit.expression(model) ** 2).sum(-1).mean())  # noqa: E731
+    assert rms(calm) < 0.5 * min(rms(angry), rms(happy)), (rms(calm), rms(angry), rms(happy))
+    assert len(list(fits.glob("*-n25.npz"))) == 3  # KA's three photos
     with pytest.raises(storage.DatasetError, match="--one-identity applies to profiled and texture"):
         synth(SynthRequest("asm", 4, seed=0, out=tmp_path / "a", facemodel=facemodel_path, one_identity=True),
               progress=False)

@@ -81,6 +81,27 @@ def test_fitter_gives_the_crops_of_one_person_one_identity(facemodel: FaceModel)
         fitter.fit(crops, landmarks, progress=False, groups=np.array([0, 0]))
 
 
+def test_fitter_holds_the_expression_of_crops_known_neutral(facemodel: FaceModel):
+    """``neutral``: a crop flagged neutral keeps its expression near zero (its expression priors weigh
+    ``FitConfig.neutral_prior`` times more), so what the landmarks ask for goes to the shared identity instead; the
+    other crops keep theirs; a flag per crop is required."""
+    rng = np.random.default_rng(11)
+    identity = rng.standard_normal(facemodel.n_id) * 0.8
+    exps = np.stack([rng.standard_normal(facemodel.n_exp) * 0.6, rng.standard_normal(facemodel.n_exp) * 1.5])
+    crops, landmarks = zip(*(_render_face(facemodel, facemodel.vertices(identity, e), yaw=y)
+                             for e, y in zip(exps, (-0.2, 0.3))))
+    crops, landmarks = np.concatenate(crops), np.concatenate(landmarks)
+    fitter = Fitter(facemodel, FitConfig(landmark_steps=300, photometric_steps=0))
+    rms = lambda fit: np.sqrt((facemodel.expression_offsets(fit.exp_coeff) ** 2).sum(-1).mean(-1))  # noqa: E731
+    free = fitter.fit(crops, landmarks, progress=False, groups=np.zeros(2, int))
+    held = fitter.fit(crops, landmarks, progress=False, groups=np.zeros(2, int), neutral=np.array([True, False]))
+    assert rms(held)[0] < 0.5 * rms(free)[0], (rms(held), rms(free))
+    assert rms(held)[1] > 0.7 * rms(free)[1] and np.all(held.landmark_error < 2.0)
+    assert not np.allclose(held.id_coeff[0], free.id_coeff[0])
+    with pytest.raises(ValueError, match="one neutral flag per crop"):
+        fitter.fit(crops, landmarks, progress=False, neutral=np.array([True]))
+
+
 def _render_face(facemodel: FaceModel, shape: np.ndarray, size: int = 128,
                  yaw: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """A 128² crop of ``shape`` (turned by ``yaw`` radians, frontal light, grey background) and its 68 landmarks."""
@@ -259,6 +280,32 @@ def test_fit_photos_fits_a_persons_photos_with_one_identity(tmp_path, facemodel:
     assert sorted(prepared) == sorted(p.name for p in walk)
     assert np.array_equal(again[0].id_coeff, again[1].id_coeff) and not np.array_equal(again[0].id_coeff,
                                                                                       first.id_coeff)
+
+
+def test_fit_photos_names_the_fits_a_neutral_label_changes(tmp_path, facemodel: FaceModel, shared_dir):
+    """``neutral``: the fits of a person one of whose photos is labelled neutral are fitted with it held (their cache
+    names add ``-n<neutral_prior>``); a person without one, and a photo alone, read back the fits made without
+    ``neutral``."""
+    from facerecon_core.fitting.photos import fit_photos
+
+    faces = shared_dir / "faces" / "prnet_aflw2000"
+    walk = [faces / f"image{n}.jpg" for n in ("00050", "00081", "00430", "00251", "00475")]
+    people = {walk[0].name: "x", walk[2].name: "x", walk[1].name: "y", walk[3].name: "y"}
+    config = FitConfig(landmark_steps=30, photometric_steps=0, render_size=64)
+
+    def fit(neutral=None) -> list:
+        return fit_photos(walk, facemodel, config, cache=tmp_path, progress=False, person=lambda p: people.get(p.name),
+                          neutral=neutral)[0]
+
+    plain = fit()
+    made = {p.name for p in tmp_path.glob("*.npz")}
+    held = fit(neutral=lambda p: p == walk[0])
+    new = sorted(p.name for p in tmp_path.glob("*.npz") if p.name not in made)
+    assert len(new) == 2 and all(name.endswith("-n25.npz") for name in new)  # x's two photos
+    rms = lambda f: np.sqrt((facemodel.expression_offsets(f.exp_coeff) ** 2).sum(-1).mean())  # noqa: E731
+    assert rms(held[0]) < rms(plain[0]) and not np.array_equal(held[2].exp_coeff, plain[2].exp_coeff)
+    for i in (1, 3, 4):  # y's photos and the photo alone: the same fits
+        assert np.array_equal(held[i].exp_coeff, plain[i].exp_coeff)
 
 
 def test_fit_photos_walks_as_far_as_needed_among_several_people(tmp_path, facemodel: FaceModel, shared_dir):

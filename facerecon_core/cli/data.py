@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--one-identity", action="store_true",
                        help="profiled, texture: the photos of one person (taiwan_expr_faces performers, jaffe and "
                             "yalefaces subjects) are fitted together with one identity, each with its own pose, "
-                            "expression and light, so their labels share one neutral face (fits cached apart)")
+                            "expression and light, so their labels share one neutral face; a photo labelled neutral "
+                            "keeps its expression near zero, so that face is the person's rest face (fits cached "
+                            "apart)")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")

@@ -1,6 +1,6 @@
 """Who a photo of the shared sets that show people several times is of (``taiwan_expr_faces`` performers, ``jaffe``
-and ``yalefaces`` subjects, by their ``labels.csv``): the same-person pairs of profiled data and the identity
-evaluation."""
+and ``yalefaces`` subjects, by their ``labels.csv``), and whether it is labelled neutral: the same-person pairs of
+profiled data, the rest faces of their fits and the identity evaluation."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ from pathlib import Path
 
 PERSON_COLUMNS = {"taiwan_expr_faces": "performer", "jaffe": "subject", "yalefaces": "subject"}
 """Per set (folder name), the ``labels.csv`` column naming the person."""
+NEUTRAL_LABELS = {"taiwan_expr_faces": ("posed_expression", ("neutral",)), "jaffe": ("expression", ("neutral",)),
+                  "yalefaces": ("condition", ("normal",))}
+"""Per set, the ``labels.csv`` column naming the expression and the values (prefixes) that mean a neutral face
+(``taiwan_expr_faces``' type-0 baseline reads "neutral?(…)")."""
 
 
-@functools.lru_cache(maxsize=8)
-def _labels(folder: str) -> dict[str, str]:
+@functools.lru_cache(maxsize=16)
+def _labels(folder: str, column: str) -> dict[str, str]:
     table = Path(folder) / "labels.csv"
     if not table.is_file():
         return {}
     with open(table, newline="") as fh:
-        column = PERSON_COLUMNS[Path(folder).name]
         return {row["file"]: row[column].strip() for row in csv.DictReader(fh) if row.get(column, "").strip()}
 
 
@@ -27,5 +30,14 @@ def person_of(photo: str | Path) -> str | None:
     photo = Path(photo)
     if photo.parent.name not in PERSON_COLUMNS:
         return None
-    person = _labels(str(photo.parent)).get(photo.name)
+    person = _labels(str(photo.parent), PERSON_COLUMNS[photo.parent.name]).get(photo.name)
     return f"{photo.parent.name}/{person}" if person else None
+
+
+def labelled_neutral(photo: str | Path) -> bool:
+    """Whether a photo of one of :data:`NEUTRAL_LABELS`' sets is labelled with a neutral face."""
+    photo = Path(photo)
+    if photo.parent.name not in NEUTRAL_LABELS:
+        return False
+    column, values = NEUTRAL_LABELS[photo.parent.name]
+    return _labels(str(photo.parent), column).get(photo.name, "").lower().startswith(values)

@@ -43,7 +43,8 @@ class SynthRequest:
     arkit: float = 0.0  # asm: the share of faces whose expression adds the face model's ARKit keys
     pairs: bool = False  # profiled: each view with a view of another photo of the same person
     fit_arkit: bool = False  # profiled, texture: the photo fits also fit the 51 ARKit weights (strong expressions)
-    one_identity: bool = False  # profiled, texture: a person's photos (datasets.people) are fitted with one identity
+    one_identity: bool = False  # profiled, texture: a person's photos (datasets.people) are fitted with one identity,
+    # the expression of those labelled neutral held near zero (their rest face)
 
     def __post_init__(self) -> None:  # photos: None, one path or several, kept as a tuple of paths
         photos = self.photos
@@ -93,7 +94,7 @@ def _variant(request: SynthRequest) -> str:
     if request.one_identity:
         if request.kind == "asm":
             raise storage.DatasetError("--one-identity applies to profiled and texture data (asm data fits no photo)")
-        variant += " one identity"
+        variant += " one identity, neutral rest"
     if request.pairs:
         if request.kind != "profiled":
             raise storage.DatasetError("--pairs applies to profiled data only")
@@ -171,15 +172,17 @@ def make_generator(request: SynthRequest) -> Callable[[int], dict[str, np.ndarra
 
 def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], progress: bool) -> list:
     """Fits (with per-vertex offsets) of the first ``request.count`` photos that fit well, in the photos' order;
-    bad fits are left out; with ``request.one_identity`` a person's photos share one identity. Photos are detected
+    bad fits are left out; with ``request.one_identity`` a person's photos share one identity, their rest face where
+    a photo is labelled neutral (:func:`facerecon_core.datasets.people.labelled_neutral`). Photos are detected
     and fitted only as far as the samples need them (sample ``i`` uses usable fit ``i % n``, so a fit of a later
     photo would never be used), from the fit cache."""
-    from facerecon_core.datasets.people import person_of
+    from facerecon_core.datasets.people import labelled_neutral, person_of
     from facerecon_core.fitting.photos import fit_photos, fit_report
 
     config = dataclasses.replace(DATA_FIT, arkit=True) if request.fit_arkit else DATA_FIT
     fits, failures = fit_photos(photos, model, config, cache=request.fit_cache(), progress=progress,
-                                need=request.count, person=person_of if request.one_identity else None)
+                                need=request.count, person=person_of if request.one_identity else None,
+                                neutral=labelled_neutral if request.one_identity else None)
     summary = fit_report(fits, failures, request.fit_cache() / "report.tsv")
     if progress:
         print(summary)

@@ -6,7 +6,8 @@ Fits the face model to square face crops in two stages, batched on the CPU (or G
 2. photometric: the shaded render against the crop inside the rendered face, plus the landmark
    term, the priors and, with per-vertex offsets, Laplacian smoothness.
 Every crop is seen through :class:`facerecon_core.pose.CropCamera`. Crops of one person can share one identity
-(coefficients and offsets; ``Fitter.fit(..., groups=...)``): a joint solve over their photos.
+(coefficients and offsets; ``Fitter.fit(..., groups=...)``): a joint solve over their photos; crops known to show a
+neutral face (``neutral=...``) hold their expression near zero, so the shared identity is the person's rest face.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class FitConfig:
     # does, and the landmarks cannot tell them apart, so the fit spent cheekPuff on identity (mean weight 0.42 on
     # taiwan_expr_faces' neutral photos; without it their fitted expression falls 2.18 → 1.48 mm RMS, the
     # landmark error unchanged: docs/training-history.md, "Where the identity goes")
+    neutral_prior: float = 25.0  # both expression priors × this on crops known to show a neutral face (Fitter.fit's
+    # ``neutral``): a person's rest face is their identity, and their other crops' expressions are measured from it
 
 
 @dataclass
@@ -84,10 +87,12 @@ class FitResult:
 
 class _Params(torch.nn.Module):
     def __init__(self, model: FaceModel, angles, translation, fit_offsets: bool, fit_arkit: bool = False,
-                 groups: torch.Tensor | None = None):
+                 groups: torch.Tensor | None = None, exp_scale: torch.Tensor | None = None):
         super().__init__()
         b = len(angles)
         self.groups = groups  # (B,) index of each crop's identity, or None: one identity per crop
+        # (B,) factor on each crop's expression priors (a buffer: it moves with the parameters)
+        self.register_buffer("exp_scale", torch.ones(b) if exp_scale is None else exp_scale)
         n_identities = b if groups is None else int(groups.max()) + 1
         self.id = torch.nn.Parameter(torch.zeros(n_identities, model.n_id))
         self.exp = torch.nn.Parameter(torch.zeros(b, model.n_exp))
@@ -136,12 +141,13 @@ class Fitter:
 
     # ------------------------------------------------------------------------------ API
     def fit(self, crops: np.ndarray, landmarks: np.ndarray, progress: bool = True,
-            groups: np.ndarray | None = None) -> FitResult:
+            groups: np.ndarray | None = None, neutral: np.ndarray | None = None) -> FitResult:
         """Fit crops (B, S, S, 3) uint8 RGB with their 68 landmarks (B, 68, 2) in crop pixels.
 
         ``groups`` (B,) labels the crops of one person (any hashable labels): crops with the same label share one
         identity (coefficients and offsets), each keeps its own pose, expression, albedo and light. The priors
-        count per crop, as in separate fits.
+        count per crop, as in separate fits. ``neutral`` (B,) bool marks crops known to show a neutral face: their
+        expression priors weigh ``config.neutral_prior`` times more.
         """
         crops, landmarks = np.asarray(crops), np.ascontiguousarray(landmarks, np.float64)
         if crops.ndim != 4 or crops.shape[1] != crops.shape[2] or crops.shape[3] != 3:
@@ -154,10 +160,16 @@ class Fitter:
                 raise ValueError(f"expected one group label per crop ({len(crops)}), got {len(groups)}")
             index = torch.as_tensor(np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1),
                                     device=self.device)
+        exp_scale = None
+        if neutral is not None:
+            neutral = np.asarray(neutral, bool)
+            if neutral.shape != (len(crops),):
+                raise ValueError(f"expected one neutral flag per crop ({len(crops)}), got shape {neutral.shape}")
+            exp_scale = torch.as_tensor(np.where(neutral, self.config.neutral_prior, 1.0), dtype=torch.float32)
         size = crops.shape[1]
         angles, translation = self._initial_pose(landmarks, size)
         params = _Params(self.model, angles, translation, self.config.fit_offsets, self.config.arkit,
-                         index).to(self.device)
+                         index, exp_scale).to(self.device)
         target = torch.as_tensor(landmarks, dtype=torch.float32, device=self.device)
         losses = {"landmarks": self._run(params, target, size, None, progress)}
         if self.config.photometric_steps > 0:
@@ -245,10 +257,10 @@ class Fitter:
         terms = {
             "landmarks": landmark_loss(self._project_landmarks(params, size), target, self.lm_weights, sigma),
             "id_prior": cfg.id_prior * gaussian_prior(params.per_crop(params.id)),
-            "exp_prior": cfg.exp_prior * gaussian_prior(params.exp),
+            "exp_prior": cfg.exp_prior * params.exp_scale * gaussian_prior(params.exp),
         }
         if params.arkit is not None:  # the weights are ≥ 0: their sum is their L1 norm
-            terms["arkit_prior"] = cfg.arkit_prior * params.arkit.sum(-1)
+            terms["arkit_prior"] = cfg.arkit_prior * params.exp_scale * params.arkit.sum(-1)
         if image is None:
             return terms
         render, mask = self._render(params)

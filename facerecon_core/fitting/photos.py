@@ -2,7 +2,9 @@
 
 Each photo's fit is cached as ``<cache>/<sha1 of the photo>-<config digest>.npz`` so the albedo
 basis and the ``profiled`` / ``texture`` datasets reuse the same fits. With ``person``, the photos of one person
-are fitted together with one identity; their cache names add a digest of the person's photos.
+are fitted together with one identity; their cache names add a digest of the person's photos. With ``neutral``, the
+photos labelled neutral keep their expression near zero (:attr:`FitConfig.neutral_prior`); the names of the fits
+that changes (theirs and their people's) add ``-n<neutral_prior>``.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def fit_photos(
     progress: bool = True,
     need: int | None = None,
     person: Callable[[Path], str | None] | None = None,
+    neutral: Callable[[Path], bool] | None = None,
 ) -> tuple[list[PhotoFit], dict[str, str]]:
     """Fit the photos in order; returns the fits and, per photo that failed, its one-line reason.
 
@@ -118,10 +121,11 @@ def fit_photos(
     With ``cache``, fits and detection failures are stored per photo and config and read back.
     With ``person`` (photo → person or None), the photos of ``paths`` showing one person are fitted in one
     batch with one identity (:meth:`Fitter.fit`'s ``groups``), whatever ``batch_size``; a walk that reaches one
-    of them fits them all.
+    of them fits them all. With ``neutral`` (photo → labelled neutral), those photos' expression priors weigh
+    ``config.neutral_prior`` times more (:meth:`Fitter.fit`'s ``neutral``).
     """
-    digest = hashlib.sha1(json.dumps([asdict(config), size, model.content_hash, SQUEEZED_SETS]).encode()
-                          ).hexdigest()[:10]
+    settings = {k: v for k, v in asdict(config).items() if k != "neutral_prior"}  # it names only the fits it changes
+    digest = hashlib.sha1(json.dumps([settings, size, model.content_hash, SQUEEZED_SETS]).encode()).hexdigest()[:10]
     members = _people(paths, person) if person is not None else {}
     fitter = Fitter(model, config)
     fits: dict[Path, PhotoFit] = {}
@@ -132,7 +136,8 @@ def fit_photos(
         chunk = paths[walked:] if need is None else paths[walked:walked + need - usable]
         walked += len(chunk)
         chunk = list(dict.fromkeys(q for p in chunk for q in members.get(p, (p,))))  # with the rest of each person
-        _fit_chunk(chunk, fitter, digest, cache, size, batch_size, fits, failures, progress and need is None, members)
+        _fit_chunk(chunk, fitter, digest, cache, size, batch_size, fits, failures, progress and need is None, members,
+                   neutral)
         usable = sum(fits[p].usable() for p in paths[:walked] if p in fits)
         bar.update(min(need or 0, usable) - bar.n)
     bar.close()
@@ -151,16 +156,18 @@ def _people(paths: list[Path], person: Callable[[Path], str | None]) -> dict[Pat
 
 def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | None, size: int, batch_size: int,
                fits: dict[Path, PhotoFit], failures: dict[str, str], progress: bool,
-               members: dict[Path, tuple[Path, ...]]) -> None:
+               members: dict[Path, tuple[Path, ...]], neutral: Callable[[Path], bool] | None) -> None:
     """Detect and fit ``paths`` (cached fits and failures read back) into ``fits`` / ``failures``; the photos of one
     person in ``members`` (all of them in ``paths``) are fitted together, or all read back from the cache."""
     model = fitter.model
+    calm = {path: bool(neutral(path)) if neutral is not None else False for path in paths}
     hashes = {path: hashlib.sha1(path.read_bytes()).hexdigest() for path in paths} if cache else {}
     groups = {members[path] for path in paths if path in members}  # the people of this chunk, each whole in it
     group_digest = {path: hashlib.sha1("".join(sorted(hashes[q] for q in group)).encode()).hexdigest()[:10]
                     for group in groups for path in group if cache}
+    anchored = {path for path in paths if any(calm[q] for q in members.get(path, (path,)))}  # fits a label changes
     names = {path: f"{hashes[path]}-{digest}" + (f"-{group_digest[path]}" if path in group_digest else "")
-             for path in hashes}
+             + (f"-n{fitter.config.neutral_prior:g}" if path in anchored else "") for path in hashes}
     cached_groups = {group for group in groups
                      if cache and all((cache / f"{names[q]}.npz").is_file() or (cache / f"{names[q]}.failed").is_file()
                                       for q in group)}
@@ -190,7 +197,8 @@ def _fit_chunk(paths: list[Path], fitter: Fitter, digest: str, cache: Path | Non
     for batch, one_person in tqdm(batches, desc="fit photos", disable=not progress):
         crops = np.stack([prepared[0] for _, _, prepared in batch])
         landmarks = np.stack([prepared[1] for _, _, prepared in batch])
-        result = fitter.fit(crops, landmarks, progress=False, groups=np.zeros(len(batch), int) if one_person else None)
+        result = fitter.fit(crops, landmarks, progress=False, groups=np.zeros(len(batch), int) if one_person else None,
+                            neutral=np.array([calm[path] for path, _, _ in batch]))
         for b, (path, cached, (crop_image, detected, crop)) in enumerate(batch):
             fit = PhotoFit(
                 source=str(path), crop_box=np.array([crop.left, crop.top, crop.side]), image=crop_image,
