@@ -4,7 +4,7 @@ Each photo's fit is cached as ``<cache>/<sha1 of the photo>-<config digest>.npz`
 basis and the ``profiled`` / ``texture`` datasets reuse the same fits. With ``person``, the photos of one person
 are fitted together with one identity; their cache names add a digest of the person's photos. With ``neutral``, the
 photos labelled neutral keep their expression near zero (:attr:`FitConfig.neutral_prior`); the names of the fits
-that changes (theirs and their people's) add ``-n<neutral_prior>``.
+this changes (theirs and their people's) add ``-n<neutral_prior>``.
 """
 
 from __future__ import annotations
