@@ -48,6 +48,27 @@ def test_known_arkit_weights_are_solved_back(facemodel):
     np.testing.assert_allclose(explained + solution.residual, offsets, atol=1e-4)  # keys + residual: exact
 
 
+def test_split_around_the_rest_keeps_the_posed_face_and_gives_the_rest_to_the_identity(facemodel):
+    solver = ArkitSolver.of(facemodel)
+    rng = np.random.default_rng(3)
+    truth = np.zeros(len(solver.names))
+    truth[[solver.names.index(n) for n in ("jawOpen", "mouthSmileLeft", "browDownLeft")]] = (0.6, 0.5, 0.2)
+    identity = facemodel.mean_shape.astype(np.float32)
+    residual = (0.2 * rng.standard_normal(identity.shape)).astype(np.float32)  # what no key gives
+    expression = np.tensordot(truth.astype(np.float32), solver.deltas, axes=(0, 0)) + residual
+    rest = solver.rest_vector({"browDownLeft": 0.3, "jawOpen": 0.1})
+    ident, expr, w = solver.split(identity, expression, rest)
+    np.testing.assert_allclose(ident + expr, identity + expression, atol=1e-4)  # the posed face is unchanged
+    np.testing.assert_allclose(expr, np.tensordot(w.astype(np.float32), solver.deltas, axes=(0, 0)), atol=1e-5)
+    assert w[solver.names.index("browDownLeft")] == 0.0  # below the rest: none
+    assert abs(w[solver.names.index("jawOpen")] - 0.5) < 0.05
+    assert abs(w[solver.names.index("mouthSmileLeft")] - 0.5) < 0.05
+    _, _, zero = solver.split(identity, expression)  # no rest: the plain solve
+    np.testing.assert_allclose(zero, solver.weights(expression))
+    with pytest.raises(ValueError, match="lacks"):
+        solver.rest_vector({"notAKey": 0.1})
+
+
 def test_jaw_open_opens_the_mouth_without_crossing_the_lips(facemodel):
     solver = ArkitSolver.of(facemodel)
     lm = facemodel.landmark_indices

@@ -454,3 +454,40 @@ def test_failed_write_leaves_nothing(recon_bundle, recon_facemodel, photos, tmp_
               "--facemodel", str(recon_facemodel.path), "--texture-size", "64"])
     assert rc == 1 and "disk full (simulated)" in capsys.readouterr().err
     assert listing(out) == []
+
+
+def test_calibrate_stores_the_rest_and_the_pipeline_reads_expressions_from_it(recon_bundle, recon_facemodel,
+                                                                               shared_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from facerecon_core.cli import main
+    from facerecon_core.pipeline import Reconstructor
+    from facerecon_core.pipeline.rest import neutral_photos
+
+    photos = neutral_photos(shared_dir)[:3]
+    model = tmp_path / "model"
+    shutil.copytree(recon_bundle, model)
+    common = ["--model", str(model), "--shared", str(shared_dir), "--facemodel", str(recon_facemodel.path)]
+    assert main(["calibrate", *common, "--sets", "jaffe"]) == 2  # the held-out people: refused, nothing written
+    assert "kept out for reporting" in capsys.readouterr().err
+    assert "rest" not in json.loads((model / "manifest.json").read_text())
+    assert main(["calibrate", *common, "--limit", "3"]) == 0
+    assert "rest of 3 photos" in capsys.readouterr().out
+    rest = json.loads((model / "manifest.json").read_text())["rest"]
+    assert rest["photos"] == 3 and rest["sets"] == ["taiwan_expr_faces", "yalefaces"]
+
+    def run(bundle):
+        recon = Reconstructor(bundle, facemodel=recon_facemodel, device="cpu", texture="network", light="network",
+                              texture_size=8)
+        return recon.reconstruct(photos[0])[0]
+
+    plain, calibrated = run(recon_bundle), run(model)
+    np.testing.assert_allclose(calibrated.identity_vertices + calibrated.expression_offsets,
+                               plain.identity_vertices + plain.expression_offsets, atol=1e-3)  # the same posed face
+    for name, w in plain.arkit_weights.items():  # each key measured from the rest
+        assert abs(calibrated.arkit_weights[name] - max(w - rest["arkit"][name], 0.0)) < 0.02
+    rms = [float(np.sqrt((r.expression_offsets ** 2).sum(1).mean())) for r in (plain, calibrated)]
+    assert rms[1] < rms[0]
+    np.testing.assert_allclose(calibrated.arkit_residual, 0.0, atol=1e-4)  # the expression is the rig's keys
+    assert np.abs(plain.arkit_residual).max() > 1e-3

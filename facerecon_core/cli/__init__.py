@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from facerecon_core import __version__
-from facerecon_core.cli import assets, average, data, demo, export, figures, reconstruct, track, train, validate
+from facerecon_core.cli import (assets, average, calibrate, data, demo, export, figures, reconstruct, track, train,
+                                validate)
 from facerecon_core.cli import eval as eval_cmd
 
-COMMANDS = (assets, data, train, validate, average, export, reconstruct, track, eval_cmd, demo, figures)
+COMMANDS = (assets, data, train, validate, average, export, calibrate, reconstruct, track, eval_cmd, demo, figures)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ import numpy as np
 from facerecon_core import paths
 from facerecon_core.detect.crop import Crop
 from facerecon_core.facemodel import FaceModel
+from facerecon_core.pipeline.decode import Decoder
 from facerecon_core.pose import CropCamera, to_camera
 
 PEER_NAMES = ("3ddfa_v2", "mean-face", "fit", "fit-arkit")
@@ -92,7 +93,7 @@ class Peer:
 class OursPeer(Peer):
     """Our network from an exported bundle; ``texture=True`` also runs the texture stream;
     ``mirror`` and ``shifts`` average with the mirrored and the shifted crops as the reconstruction
-    pipeline does."""
+    pipeline does; the neutral face is the identity the pipeline's decode gives (around the bundle's rest, if any)."""
 
     needs_landmarks = False
 
@@ -100,6 +101,7 @@ class OursPeer(Peer):
                  shifts: bool = True):
         self.bundle, self.model, self.name, self.texture = bundle, model, name, texture
         self.mirror, self.shifts = mirror, shifts
+        self.decoder = Decoder(model, bundle.rest)
 
     @classmethod
     def load(cls, model_dir, model: FaceModel, name: str = "ours", threads: int | None = None, **kw) -> OursPeer:
@@ -120,6 +122,8 @@ class OursPeer(Peer):
         neutrals = self.model.from_uv_map(out.A_id)
         results = []
         for b in range(len(small)):
+            if self.decoder.rest is not None:  # the identity as the pipeline divides the face around the rest
+                neutrals[b] = self.decoder.split(neutrals[b], shapes[b] - neutrals[b])[0]
             lm_cam = to_camera(shapes[b][self.model.landmark_indices].astype(np.float64), out.angles[b],
                                out.translation[b])
             lm2 = back.to_image(cam.project(lm_cam))

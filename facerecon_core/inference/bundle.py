@@ -3,7 +3,8 @@
 Bundle layout (written atomically by ``facerecon export``, see :mod:`facerecon_core.inference.export`)::
 
     MODEL_DIR/
-      manifest.json         everything needed to use the graphs (this module validates it)
+      manifest.json         everything needed to use the graphs (this module validates it); optionally
+                            ``"rest"``: the ARKit weights of a neutral face (``facerecon calibrate``)
       geometry.onnx         geometry stream: image → A_id, A_exp, p_t, p_l, p_h
       texture.onnx          texture stream:  image, landmarks_2d, p_t → I_a, I_u
       weights.safetensors   the DualStreamNet's parameters and buffers (for ``runtime="torch"``; absent
@@ -309,6 +310,17 @@ class ModelBundle:
     @property
     def facemodel_hash(self) -> str:
         return str(self.manifest["facemodel"]["content_hash"])
+
+    @property
+    def rest(self) -> dict[str, float] | None:
+        """The network's ARKit weights on neutral photos (``facerecon calibrate``), or None when uncalibrated."""
+        rest = self.manifest.get("rest")
+        if rest is None:
+            return None
+        weights = rest.get("arkit") if isinstance(rest, dict) else None
+        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) for v in weights.values()):
+            raise BundleError(f"{self.model_dir}: manifest field 'rest' is malformed; rerun `facerecon calibrate`")
+        return {str(k): float(v) for k, v in weights.items()}
 
     def camera(self):
         """The crop camera the pose refers to (:class:`facerecon_core.pose.CropCamera`)."""

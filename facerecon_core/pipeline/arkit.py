@@ -6,6 +6,11 @@ squares, wₖ ∈ [0, 1], with a small L1 prior that keeps unused keys at 0 (acc
 keys' Gram matrix; left and right keys free to differ); what the keys do not explain is the residual, so that
 keys + residual give the reconstructed expression back exactly. Personalised keys are the rig's deltas as
 they are (mm), added to the person's own identity mesh.
+
+:meth:`ArkitSolver.split` re-divides a face between identity and expression around a calibrated *rest* (the
+network's mean weights on neutral photos, stored in the model bundle): the expression becomes the keys at
+clip(w − rest, 0, 1), and everything else (the rest, the keys' residual) joins the identity, so identity +
+expression, the posed face, is unchanged.
 """
 
 from __future__ import annotations
@@ -44,9 +49,36 @@ class ArkitSolver:
 
     def solve(self, offsets: np.ndarray) -> ArkitSolution:
         weights = self.weights(np.asarray(offsets, np.float32))
-        explained = np.tensordot(weights.astype(np.float32), self.deltas, axes=(0, 0))
-        residual = (np.asarray(offsets, np.float32) - explained).astype(np.float32)
+        residual = (np.asarray(offsets, np.float32) - self.keys(weights)).astype(np.float32)
         return ArkitSolution(dict(zip(self.names, weights.astype(float).tolist())), residual)
+
+    def rest_vector(self, rest: dict[str, float] | None) -> np.ndarray:
+        """(K,) the rest weights in the rig's key order (zeros for None); ``ValueError`` for keys the rig lacks."""
+        vector = np.zeros(len(self.names))
+        if rest:
+            unknown = sorted(set(rest) - set(self.names))
+            if unknown:
+                raise ValueError(f"rest weights name keys the face model's rig lacks: {', '.join(unknown[:5])}")
+            index = {n: k for k, n in enumerate(self.names)}
+            for name, w in rest.items():
+                vector[index[name]] = float(w)
+        return vector
+
+    def split(self, identity: np.ndarray, expression: np.ndarray,
+              rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(identity', expression', weights): expression' = Σ wₖ keyₖ, w = clip(solve(expression) − rest, 0, 1)
+        (``rest``: :meth:`rest_vector`; None: zero), identity' = identity + expression − expression' (float32
+        (V, 3); weights (K,) float64)."""
+        expression = np.asarray(expression, np.float32)
+        w = self.weights(expression)
+        if rest is not None:
+            w = np.clip(w - rest, 0.0, 1.0)
+        keys = self.keys(w)
+        return (np.asarray(identity, np.float32) + (expression - keys)).astype(np.float32), keys, w
+
+    def keys(self, weights: np.ndarray) -> np.ndarray:
+        """(V, 3) float32 mm: Σ wₖ keyₖ."""
+        return np.tensordot(np.asarray(weights, np.float32), self.deltas, axes=(0, 0)).astype(np.float32)
 
     def weights(self, offsets: np.ndarray) -> np.ndarray:
         """(K,) in [0, 1]: argmin ½‖B w − d‖² + λ Σ w (FISTA)."""

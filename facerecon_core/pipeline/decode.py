@@ -1,4 +1,9 @@
-"""Stage 4: the network's UV maps → identity mesh, expression offsets and landmarks (numpy)."""
+"""Stage 4: the network's UV maps → identity mesh, expression offsets and landmarks (numpy).
+
+With the face model's ARKit rig the expression is also read as the rig's weights; when the bundle holds a
+calibrated rest (``facerecon calibrate``), the expression becomes the rig's keys measured from it and the rest
+joins the identity (:meth:`facerecon_core.pipeline.arkit.ArkitSolver.split`). The posed face is the maps' sum
+either way."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.facemodel.uvmap import BilinearTaps
 from facerecon_core.inference import NetworkOutput
+from facerecon_core.pipeline.arkit import ArkitSolver
 from facerecon_core.pose import CropCamera, to_camera
 
 
@@ -18,15 +24,21 @@ class DecodedFace:
     expression: np.ndarray  # (V, 3) float32 mm offsets
     landmarks_3d: np.ndarray  # (68, 3) mm, model frame, expressive face
     landmarks_crop: np.ndarray  # (68, 2) crop pixels of the network crop
+    arkit: np.ndarray | None = None  # (K,) the expression's ARKit weights (None: the face model has no rig)
 
 
 class Decoder:
     """Samples A_id / A_exp at the face model's vertex UVs (``FaceModel.from_uv_map``, with the
-    bilinear taps cached per map size) and projects landmarks through the predicted pose."""
+    bilinear taps cached per map size), reads the expression's ARKit weights when the face model has the rig
+    (splitting the face around ``rest``, ARKit name → weight, the bundle's
+    :attr:`~facerecon_core.inference.ModelBundle.rest`, when given), and projects landmarks through the
+    predicted pose."""
 
-    def __init__(self, facemodel: FaceModel) -> None:
+    def __init__(self, facemodel: FaceModel, rest: dict[str, float] | None = None) -> None:
         self.facemodel = facemodel
         self._cache: dict[tuple[int, bool], BilinearTaps] = {}
+        self.solver = ArkitSolver.of(facemodel) if facemodel.has_arkit else None
+        self.rest = self.solver.rest_vector(rest) if self.solver is not None and rest is not None else None
 
     def _taps(self, size: int, landmarks_only: bool) -> BilinearTaps:
         key = (size, landmarks_only)
@@ -51,11 +63,26 @@ class Decoder:
                         np.asarray(translation, np.float64))
         return CropCamera(crop_size).project(cam)
 
+    def split(self, identity: np.ndarray, expression: np.ndarray,
+              rest: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One face's (identity, expression, ARKit weights): split around the stored rest, or (none stored, or
+        ``rest=False`` for an expression already measured from it) as they are with the plain solve's weights;
+        weights None without the rig."""
+        if self.solver is None:
+            return identity, expression, None
+        if self.rest is None or not rest:
+            return identity, expression, self.solver.weights(np.asarray(expression, np.float32))
+        return self.solver.split(identity, expression, self.rest)
+
     def decode(self, out: NetworkOutput, crop_size: int) -> list[DecodedFace]:
-        """Every face of the batch as identity mesh + expression offsets + landmarks."""
+        """Every face of the batch as identity mesh + expression offsets (+ ARKit weights) + landmarks."""
         identity = self._sample(out.A_id, landmarks_only=False).astype(np.float32)
         expression = self._sample(out.A_exp, landmarks_only=False).astype(np.float32)
         lm_idx = self.facemodel.landmark_indices
         lm3d = (identity[:, lm_idx] + expression[:, lm_idx]).astype(np.float64)
         lm2d = self.project(lm3d, out.angles, out.translation, crop_size)
-        return [DecodedFace(identity[i], expression[i], lm3d[i], lm2d[i]) for i in range(len(out))]
+        faces = []
+        for i in range(len(out)):
+            ident, expr, weights = self.split(identity[i], expression[i])
+            faces.append(DecodedFace(ident, expr, lm3d[i], lm2d[i], weights))
+        return faces

@@ -28,7 +28,6 @@ from facerecon_core.inference import BundleError, ModelBundle
 from facerecon_core.pipeline import crop as crop_stage
 from facerecon_core.pipeline import light as light_stage
 from facerecon_core.pipeline import texture as texture_stage
-from facerecon_core.pipeline.arkit import ArkitSolver
 from facerecon_core.pipeline.decode import DecodedFace, Decoder
 from facerecon_core.pipeline.detect import find_faces, load_image
 from facerecon_core.pipeline.photo_texture import TEXTURE_MODES, photo_texture
@@ -170,9 +169,7 @@ class Reconstructor:
         self.detector = detector or FaceDetector()
         self.landmarker = landmarker or LandmarkDetector()
         _warm_up_dlib(self.detector, self.landmarker)  # load the dlib models now, not in the first photo's timing
-        if self.facemodel.has_arkit:
-            ArkitSolver.of(self.facemodel)  # the keys' Gram matrix, once
-        self.decoder = Decoder(self.facemodel)
+        self.decoder = Decoder(self.facemodel, self.bundle.rest)
         self.texture_size = int(texture_size)
         self.refine_steps = int(refine)
         self.mirror = bool(mirror)
@@ -285,10 +282,7 @@ class Reconstructor:
         else:
             textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
         timings["texture"] += _ms(t0)
-        t0 = time.perf_counter()  # the expression as ARKit weights (when the face model has the rig)
-        solver = ArkitSolver.of(self.facemodel) if self.facemodel.has_arkit else None
-        arkit = [solver.solve(dec.expression) if solver else None for dec in decoded]
-        timings["arkit"] = _ms(t0)
+        solver = self.decoder.solver  # the expression's ARKit weights come from the decode
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
 
@@ -303,8 +297,8 @@ class Reconstructor:
                 landmarks_3d=dec.landmarks_3d, crop_box=np.array([c2.left, c2.top, c2.side]), crop_size=size,
                 confidence=confidence(face, lm_photo), timings=dict(shared), source=name,
                 texture_confidence=confidences[i],
-                arkit_weights=arkit[i].weights if arkit[i] else None,
-                arkit_residual=arkit[i].residual if arkit[i] else None,
+                arkit_weights=dict(zip(solver.names, dec.arkit.tolist())) if solver else None,
+                arkit_residual=dec.expression - solver.keys(dec.arkit) if solver else None,
                 arkit_keys=solver.deltas if solver else None,
             ))
         if self.head_rig is not None and not self._faces_only:
@@ -415,9 +409,10 @@ class Reconstructor:
         new = []
         for i in range(len(decoded)):
             lm3d = (result.identity[i, lm_idx] + result.expression[i, lm_idx]).astype(np.float64)
+            weights = self.decoder.split(result.identity[i], result.expression[i], rest=False)[2]
             new.append(DecodedFace(result.identity[i], result.expression[i], lm3d,
                                    self.decoder.project(lm3d[None], result.angles[i:i + 1],
-                                                        result.translation[i:i + 1], images.shape[1])[0]))
+                                                        result.translation[i:i + 1], images.shape[1])[0], weights))
         return new, result.angles, result.translation, result.sh, albedo_maps, result.losses
 
 
