@@ -20,6 +20,7 @@ from facerecon_core.inference.export import (ExportError, build_network, check_c
                                              strip_prefixes, verify_graphs)
 from facerecon_core.inference.mirror import (REFLECT_SH, average_rotations, mirror_images, reflect_asm,
                                              reflect_pose)
+from facerecon_core.inference.bundle import read_manifest
 from facerecon_core.inference.shift import shift_images, shift_offsets, unshift_pose
 from facerecon_core.train.checkpoint import FORMAT, checkpoint_state
 from facerecon_core.model import Config, DualStreamNet
@@ -339,6 +340,11 @@ def test_corrupt_or_missing_bundle_is_a_clear_error(bundle_dir, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="lacks 'pose'"):
         ModelBundle.load(copy)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    manifest["rest"] = {"arkit": {"jawOpen": "wide"}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="'rest' is malformed"):
+        read_manifest(copy)
 
 
 def test_bad_inputs_are_clear_errors(bundle_dir):

@@ -179,6 +179,11 @@ def read_manifest(model_dir: Path) -> dict:
         _require(pose, key, (int, float), where)
     _require(_require(manifest, "facemodel", dict, where), "content_hash", str, where)
     _require(manifest, "config", dict, where)
+    rest = manifest.get("rest")
+    if rest is not None:
+        weights = rest.get("arkit") if isinstance(rest, dict) else None
+        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) for v in weights.values()):
+            raise BundleError(f"{where}: manifest field 'rest' is malformed; rerun `facerecon calibrate`")
     return manifest
 
 
@@ -315,12 +320,7 @@ class ModelBundle:
     def rest(self) -> dict[str, float] | None:
         """The network's ARKit weights on neutral photos (``facerecon calibrate``), or None when uncalibrated."""
         rest = self.manifest.get("rest")
-        if rest is None:
-            return None
-        weights = rest.get("arkit") if isinstance(rest, dict) else None
-        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) for v in weights.values()):
-            raise BundleError(f"{self.model_dir}: manifest field 'rest' is malformed; rerun `facerecon calibrate`")
-        return {str(k): float(v) for k, v in weights.items()}
+        return None if rest is None else {str(k): float(v) for k, v in rest["arkit"].items()}
 
     def camera(self):
         """The crop camera the pose refers to (:class:`facerecon_core.pose.CropCamera`)."""
