@@ -10,6 +10,8 @@ from pathlib import Path
 
 PERSON_COLUMNS = {"taiwan_expr_faces": "performer", "jaffe": "subject", "yalefaces": "subject"}
 """Per set (folder name), the ``labels.csv`` column naming the person."""
+HELDOUT_SETS = ("jaffe",)  # no photo of these sets' people is trained on (taiwan_expr_faces: every 10th photo is)
+
 NEUTRAL_LABELS = {"taiwan_expr_faces": ("posed_expression", ("neutral",)), "jaffe": ("expression", ("neutral",)),
                   "yalefaces": ("condition", ("normal",))}
 """Per set, the ``labels.csv`` column naming the expression and the values (prefixes) that mean a neutral face

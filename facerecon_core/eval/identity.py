@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerecon_core.datasets.people import HELDOUT_SETS
 from facerecon_core.eval import metrics
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.pipeline.arkit import ArkitSolver
@@ -29,7 +30,6 @@ from facerecon_core.pipeline.same_person import combine_identities
 from facerecon_core.pose import umeyama
 
 GROUPS = (1, 2, 4, 8)
-HELDOUT_SETS = ("jaffe",)  # no photo of these sets' people is trained on (taiwan_expr_faces: every 10th photo is)
 
 
 def same_person_curve(method, model: FaceModel, seed: int = 0, people: int = 12, per_person: int = 8,

@@ -122,8 +122,7 @@ class OursPeer(Peer):
         neutrals = self.model.from_uv_map(out.A_id)
         results = []
         for b in range(len(small)):
-            if self.decoder.rest is not None:  # the identity as the pipeline divides the face around the rest
-                neutrals[b] = self.decoder.split(neutrals[b], shapes[b] - neutrals[b])[0]
+            neutrals[b] = self.decoder.split(neutrals[b], shapes[b] - neutrals[b])[0]  # as the pipeline does
             lm_cam = to_camera(shapes[b][self.model.landmark_indices].astype(np.float64), out.angles[b],
                                out.translation[b])
             lm2 = back.to_image(cam.project(lm_cam))

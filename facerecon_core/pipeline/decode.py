@@ -1,9 +1,8 @@
 """Stage 4: the network's UV maps → identity mesh, expression offsets and landmarks (numpy).
 
-With the face model's ARKit rig the expression is also read as the rig's weights; when the bundle holds a
-calibrated rest (``facerecon calibrate``), the expression becomes the rig's keys measured from it and the rest
-joins the identity (:meth:`facerecon_core.pipeline.arkit.ArkitSolver.split`). The posed face is the maps' sum
-either way."""
+When the bundle holds a calibrated rest (``facerecon calibrate``) and the face model the ARKit rig, the expression
+becomes the rig's keys measured from the rest, and the rest joins the identity
+(:meth:`facerecon_core.pipeline.arkit.ArkitSolver.split`). The posed face is the maps' sum either way."""
 
 from __future__ import annotations
 
@@ -24,14 +23,13 @@ class DecodedFace:
     expression: np.ndarray  # (V, 3) float32 mm offsets
     landmarks_3d: np.ndarray  # (68, 3) mm, model frame, expressive face
     landmarks_crop: np.ndarray  # (68, 2) crop pixels of the network crop
-    arkit: np.ndarray | None = None  # (K,) the expression's ARKit weights (None: the face model has no rig)
+    arkit: np.ndarray | None = None  # (K,) ARKit weights measured from the bundle's rest (None: no rest stored)
 
 
 class Decoder:
     """Samples A_id / A_exp at the face model's vertex UVs (``FaceModel.from_uv_map``, with the
-    bilinear taps cached per map size), reads the expression's ARKit weights when the face model has the rig
-    (splitting the face around ``rest``, ARKit name → weight, the bundle's
-    :attr:`~facerecon_core.inference.ModelBundle.rest`, when given), and projects landmarks through the
+    bilinear taps cached per map size), splits the face around ``rest`` (ARKit name → weight, the bundle's
+    :attr:`~facerecon_core.inference.ModelBundle.rest`) when given, and projects landmarks through the
     predicted pose."""
 
     def __init__(self, facemodel: FaceModel, rest: dict[str, float] | None = None) -> None:
@@ -63,19 +61,16 @@ class Decoder:
                         np.asarray(translation, np.float64))
         return CropCamera(crop_size).project(cam)
 
-    def split(self, identity: np.ndarray, expression: np.ndarray,
-              rest: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """One face's (identity, expression, ARKit weights): split around the stored rest, or (none stored, or
-        ``rest=False`` for an expression already measured from it) as they are with the plain solve's weights;
-        weights None without the rig."""
-        if self.solver is None:
+    def split(self, identity: np.ndarray, expression: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One face's (identity, expression, ARKit weights) split around the stored rest; as they are, weights
+        None (the pipeline solves them), when no rest is stored or the face model has no rig."""
+        if self.solver is None or self.rest is None:
             return identity, expression, None
-        if self.rest is None or not rest:
-            return identity, expression, self.solver.weights(np.asarray(expression, np.float32))
         return self.solver.split(identity, expression, self.rest)
 
     def decode(self, out: NetworkOutput, crop_size: int) -> list[DecodedFace]:
-        """Every face of the batch as identity mesh + expression offsets (+ ARKit weights) + landmarks."""
+        """Every face of the batch as identity mesh + expression offsets (+ ARKit weights around a rest) +
+        landmarks."""
         identity = self._sample(out.A_id, landmarks_only=False).astype(np.float32)
         expression = self._sample(out.A_exp, landmarks_only=False).astype(np.float32)
         lm_idx = self.facemodel.landmark_indices

@@ -282,7 +282,11 @@ class Reconstructor:
         else:
             textures = [texture_stage.albedo_texture(m, self.facemodel, self.texture_size) for m in albedo_maps]
         timings["texture"] += _ms(t0)
-        solver = self.decoder.solver  # the expression's ARKit weights come from the decode
+        t0 = time.perf_counter()  # the expression as ARKit weights (when the face model has the rig)
+        solver = self.decoder.solver
+        arkit = [None if solver is None else dec.arkit if dec.arkit is not None else solver.weights(dec.expression)
+                 for dec in decoded]  # measured from the rest in the decode when the bundle holds one
+        timings["arkit"] = _ms(t0)
         shared = {k: v for k, v in timings.items()}
         shared["total"] = _ms(start)
 
@@ -297,8 +301,8 @@ class Reconstructor:
                 landmarks_3d=dec.landmarks_3d, crop_box=np.array([c2.left, c2.top, c2.side]), crop_size=size,
                 confidence=confidence(face, lm_photo), timings=dict(shared), source=name,
                 texture_confidence=confidences[i],
-                arkit_weights=dict(zip(solver.names, dec.arkit.tolist())) if solver else None,
-                arkit_residual=dec.expression - solver.keys(dec.arkit) if solver else None,
+                arkit_weights=dict(zip(solver.names, arkit[i].tolist())) if solver else None,
+                arkit_residual=dec.expression - solver.keys(arkit[i]) if solver else None,
                 arkit_keys=solver.deltas if solver else None,
             ))
         if self.head_rig is not None and not self._faces_only:
@@ -409,10 +413,9 @@ class Reconstructor:
         new = []
         for i in range(len(decoded)):
             lm3d = (result.identity[i, lm_idx] + result.expression[i, lm_idx]).astype(np.float64)
-            weights = self.decoder.split(result.identity[i], result.expression[i], rest=False)[2]
             new.append(DecodedFace(result.identity[i], result.expression[i], lm3d,
                                    self.decoder.project(lm3d[None], result.angles[i:i + 1],
-                                                        result.translation[i:i + 1], images.shape[1])[0], weights))
+                                                        result.translation[i:i + 1], images.shape[1])[0]))
         return new, result.angles, result.translation, result.sh, albedo_maps, result.losses
 
 

@@ -3,8 +3,9 @@
 On real photos the network gives every face one shared expression on top of its own (on the performers' neutral
 photos 1.5 of their 1.6 mm RMS; none on synthetic faces): read as expression, a calm face comes out
 sneering with lowered brows. The mean ARKit weights of the network's expression over neutral-labelled photos of
-training people are stored in the bundle's manifest; the decode (:meth:`facerecon_core.pipeline.decode.Decoder.split`)
-then measures expressions from them and gives the rest to the identity.
+training people are stored in the bundle's manifest; the decode
+(:meth:`facerecon_core.pipeline.decode.Decoder.split`) then measures expressions from them and gives the rest to
+the identity.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerecon_core.datasets.people import NEUTRAL_LABELS, labelled_neutral
-from facerecon_core.eval.identity import HELDOUT_SETS
+from facerecon_core.datasets.people import HELDOUT_SETS, NEUTRAL_LABELS, labelled_neutral
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.inference.bundle import MANIFEST, read_manifest
 from facerecon_core.io.atomic import atomic_write_bytes
