@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from facerecon_core import paths
 from facerecon_core.cli import main
 from facerecon_core.datasets import storage
 from facerecon_core.datasets.expressions import ExpressionPrior
@@ -257,9 +258,49 @@ def test_synth_one_identity_fits_a_persons_photos_together(facemodel_path: Path,
               progress=False)
 
 
+@pytest.mark.slow  # five photo fits
+def test_synth_label_rest_moves_the_fits_rest_into_the_identity(facemodel_path: Path, shared_dir: Path,
+                                                                tmp_path: Path, monkeypatch):
+    """``data synth --label-rest``: the neutral-labelled photos of the training people are fitted alone and their
+    mean expression leaves every photo's expression label for its identity, the fitted shape unchanged; without
+    ``--fit-arkit`` the flag is refused."""
+    import dataclasses
+    import shutil
+
+    from facerecon_core.datasets.synth import usable_fits
+
+    shared = tmp_path / "shared"  # two neutral photos of the performers, one of yalefaces
+    for name, files in (("taiwan_expr_faces", ("0101a02.jpg", "0101a05.jpg")),
+                        ("yalefaces", ("subject01.normal.gif",))):
+        folder = shared / "faces" / name
+        folder.mkdir(parents=True)
+        shutil.copy(shared_dir / "faces" / name / "labels.csv", folder / "labels.csv")
+        for file in files:
+            (folder / file).symlink_to(shared_dir / "faces" / name / file)
+    monkeypatch.setenv(paths.SHARED_ENV, str(shared))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("KA.HA1.29.tiff", "KL.AN1.167.tiff"):
+        (photos / name).symlink_to(shared_dir / "faces" / "jaffe" / name)
+    out, fits = tmp_path / "rest", tmp_path / "fits"
+    args = ["data", "synth", "--kind", "texture", "--count", "2", "--res", "64", "--photos", str(photos),
+            "--fits", str(fits), "--facemodel", str(facemodel_path), "--label-rest"]
+    assert main([*args, "--out", str(tmp_path / "refused")]) == 2  # no --fit-arkit
+    assert not (tmp_path / "refused").exists()
+    assert main([*args, "--fit-arkit", "--out", str(out)]) == 0
+    assert storage.ShardedDataset(out).spec.generator.endswith(" arkit fits label rest")
+    model = FaceModel.load(facemodel_path)
+    plain = SynthRequest("texture", 2, seed=0, out=out, facemodel=facemodel_path, fits=fits, fit_arkit=True)
+    taken = sorted(photos.glob("*.tiff"))
+    before, after = (usable_fits(r, model, taken, False) for r in (plain, dataclasses.replace(plain, label_rest=True)))
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(b.shape(model), a.shape(model), atol=1e-3)
+        moved = np.sqrt(((a.expression(model) - b.expression(model)) ** 2).sum(-1).mean())
+        assert moved > 0.2, moved  # mm RMS: the rest left the expression label
+
+
 def test_synth_photos_from_a_list_file(tmp_path):
     """``--photos @LIST.txt`` (one path per line) as the bundled model's recipe uses it."""
-    from facerecon_core import paths
     from facerecon_core.cli import build_parser
     from facerecon_core.datasets.synth import SynthRequest
 

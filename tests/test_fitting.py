@@ -321,3 +321,40 @@ def test_fit_photos_walks_as_far_as_needed_among_several_people(tmp_path, facemo
                                 person=lambda p: people[p.name])
     assert [f.source for f in fits] == [str(walk[0])] and not failures
     assert len(list(tmp_path.glob("*.npz"))) == 2  # x's two photos
+
+
+def test_fit_rest_moves_the_calm_faces_expression_into_the_identity(facemodel: FaceModel):
+    """``data synth --label-rest``: the mean of the calm faces' fitted expression leaves every fit's expression for
+    its identity offsets; the fitted shape stays, a calm face's expression is gone, weights below the rest clip."""
+    from facerecon_core.fitting.photos import PhotoFit
+    from facerecon_core.fitting.rest import FitRest
+
+    k = len(facemodel.arkit_names)
+    names = list(facemodel.arkit_names)
+    brow, smile = names.index("browDownLeft"), names.index("mouthSmileLeft")
+
+    def fit(exp_coeff, weights) -> PhotoFit:
+        z = np.zeros(3, np.float32)
+        return PhotoFit("p.jpg", np.array([0, 0, 64.0]), np.zeros((8, 8, 3), np.uint8), np.zeros((68, 2)),
+                        np.zeros(facemodel.n_id, np.float32), np.asarray(exp_coeff, np.float32),
+                        np.zeros(0, np.float32), z, z, np.zeros((3, 9), np.float32),
+                        np.zeros((facemodel.n_vertices, 3), np.float32), np.zeros((68, 2)), 1.0,
+                        np.asarray(weights, np.float32))
+
+    calm_w = np.zeros(k)
+    calm_w[brow] = 0.3
+    calm = [fit(np.full(facemodel.n_exp, 0.5), calm_w), fit(np.full(facemodel.n_exp, 0.3), calm_w)]
+    rest = FitRest.of(calm)
+    assert rest.photos == 2 and np.allclose(rest.exp_coeff, 0.4) and np.isclose(rest.arkit_weights[brow], 0.3)
+    happy_w = np.zeros(k)
+    happy_w[[brow, smile]] = (0.1, 0.8)
+    for before in (calm[0], fit(np.full(facemodel.n_exp, 0.4), happy_w)):
+        after = rest.apply(before, facemodel)
+        np.testing.assert_allclose(after.shape(facemodel), before.shape(facemodel), atol=1e-3)
+    assert after.arkit_weights[brow] == 0.0 and np.isclose(after.arkit_weights[smile], 0.8)  # 0.1 < 0.3: clipped
+    assert np.abs(after.exp_coeff).max() < 1e-6
+    moved = rest.apply(calm[0], facemodel)
+    assert np.sqrt((moved.expression(facemodel) ** 2).sum(1).mean()) < 0.2 * np.sqrt(
+        (calm[0].expression(facemodel) ** 2).sum(1).mean())
+    with pytest.raises(ValueError, match="ARKit keys"):
+        FitRest.of([fit(np.zeros(facemodel.n_exp), np.zeros(0))])

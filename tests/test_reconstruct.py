@@ -463,7 +463,7 @@ def test_calibrate_stores_the_rest_and_the_pipeline_reads_expressions_from_it(re
 
     from facerecon_core.cli import main
     from facerecon_core.pipeline import Reconstructor
-    from facerecon_core.pipeline.rest import neutral_photos
+    from facerecon_core.datasets.people import neutral_photos
 
     photos = neutral_photos(shared_dir)[:3]
     model = tmp_path / "model"

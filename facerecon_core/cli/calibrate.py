@@ -31,13 +31,14 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from facerecon_core.facemodel import FaceModel
     from facerecon_core.inference.bundle import BundleError
-    from facerecon_core.pipeline.rest import SETS, calibrate_rest, neutral_photos, write_rest
+    from facerecon_core.datasets.people import TRAINING_NEUTRAL_SETS, neutral_photos
+    from facerecon_core.pipeline.rest import calibrate_rest, write_rest
 
     if args.limit is not None and args.limit < 1:
         print("facerecon calibrate: error: --limit must be at least 1", file=sys.stderr)
         return 2
     try:
-        sets = tuple(args.sets or SETS)
+        sets = tuple(args.sets or TRAINING_NEUTRAL_SETS)
         photos = neutral_photos(args.shared or paths.shared_dir(), sets)[:args.limit]
         if not photos:
             raise ValueError(f"no neutral-labelled photos in {', '.join(sets)}")

@@ -58,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "expression and light, so their labels share one neutral face; a photo labelled neutral "
                             "keeps its expression near zero, so that face is the person's rest face (fits cached "
                             "apart)")
+    synth.add_argument("--label-rest", action="store_true",
+                       help="profiled, texture, with --fit-arkit: the expression the photo fit gives calm faces (the "
+                            "mean of the neutral-labelled photos of taiwan_expr_faces and yalefaces, each fitted "
+                            "alone) moves from every photo's expression label into its identity, the fitted shape "
+                            "unchanged; with --one-identity, a person's photos fitted together keep their own")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")
@@ -78,7 +83,7 @@ def _synth(args: argparse.Namespace) -> int:
                            facemodel=args.facemodel, photos=tuple(args.photos), fits=args.fits, poses=poses,
                            jitter=jitter, pitch_turn=args.pitch_turn, yaw_range=args.yaw_range, head=args.head,
                            arkit=args.arkit, pairs=args.pairs, fit_arkit=args.fit_arkit,
-                           one_identity=args.one_identity)
+                           one_identity=args.one_identity, label_rest=args.label_rest)
     index = synth(request, workers=args.workers)
     done = sum(e["count"] for e in index["shards"])
     print(f"{args.out}: {done}/{args.count} {args.kind} samples in {len(index['shards'])} shards")

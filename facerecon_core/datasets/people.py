@@ -36,6 +36,26 @@ def person_of(photo: str | Path) -> str | None:
     return f"{photo.parent.name}/{person}" if person else None
 
 
+TRAINING_NEUTRAL_SETS = tuple(s for s in NEUTRAL_LABELS if s not in HELDOUT_SETS)
+"""The sets whose neutral-labelled photos show training people (never the held-out ones)."""
+
+
+def neutral_photos(shared: Path, sets: tuple[str, ...] = TRAINING_NEUTRAL_SETS) -> list[Path]:
+    """The neutral-labelled photos of ``sets`` under ``shared/faces`` (sorted); ``ValueError`` for a held-out or
+    unlabelled set, ``FileNotFoundError`` for a missing one."""
+    photos = []
+    for name in sets:
+        if name in HELDOUT_SETS:
+            raise ValueError(f"set {name!r} holds the people kept out for reporting; use the training people's sets")
+        if name not in NEUTRAL_LABELS:
+            raise ValueError(f"set {name!r} has no neutral label (known: {', '.join(NEUTRAL_LABELS)})")
+        folder = Path(shared) / "faces" / name
+        if not (folder / "labels.csv").is_file():
+            raise FileNotFoundError(f"{folder}/labels.csv: the set is missing")
+        photos += sorted(p for p in folder.iterdir() if labelled_neutral(p))
+    return photos
+
+
 def labelled_neutral(photo: str | Path) -> bool:
     """Whether a photo of one of :data:`NEUTRAL_LABELS`' sets is labelled with a neutral face."""
     photo = Path(photo)

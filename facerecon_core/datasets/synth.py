@@ -16,6 +16,7 @@ from facerecon_core.datasets import storage
 from facerecon_core.datasets.scene import CropJitter, PoseRange
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.fitting import FitConfig
+from facerecon_core.fitting.rest import FitRest
 
 KINDS = ("asm", "profiled", "texture")
 SHARD_SIZE = 32
@@ -45,6 +46,8 @@ class SynthRequest:
     fit_arkit: bool = False  # profiled, texture: the photo fits also fit the 51 ARKit weights (strong expressions)
     one_identity: bool = False  # profiled, texture: a person's photos (datasets.people) are fitted with one identity,
     # the expression of those labelled neutral held near zero (their rest face)
+    label_rest: bool = False  # profiled, texture (with fit_arkit): the fit's rest moves from each photo's expression
+    # label into its identity (fitting.rest; a person fitted with one_identity keeps their own)
 
     def __post_init__(self) -> None:  # photos: None, one path or several, kept as a tuple of paths
         photos = self.photos
@@ -95,6 +98,10 @@ def _variant(request: SynthRequest) -> str:
         if request.kind == "asm":
             raise storage.DatasetError("--one-identity applies to profiled and texture data (asm data fits no photo)")
         variant += " one identity, neutral rest"
+    if request.label_rest:
+        if request.kind == "asm" or not request.fit_arkit:
+            raise storage.DatasetError("--label-rest applies to profiled and texture data fitted with --fit-arkit")
+        variant += " label rest"
     if request.pairs:
         if request.kind != "profiled":
             raise storage.DatasetError("--pairs applies to profiled data only")
@@ -190,7 +197,32 @@ def usable_fits(request: SynthRequest, model: FaceModel, photos: list[Path], pro
     if not usable:
         raise storage.DatasetError(f"{', '.join(map(str, request.photo_sources()))}: no photo could be fitted "
                                    "well enough")
+    if request.label_rest:
+        rest = fit_rest(request, model, config, progress)
+        usable = [fit if request.one_identity and person_of(fit.source) else rest.apply(fit, model) for fit in usable]
     return usable
+
+
+def fit_rest(request: SynthRequest, model: FaceModel, config: FitConfig, progress: bool) -> FitRest:
+    """The photo fit's rest (:class:`facerecon_core.fitting.rest.FitRest`): the neutral-labelled photos of training
+    people (:func:`facerecon_core.datasets.people.neutral_photos`), each fitted alone with ``config``, cached."""
+    from facerecon_core.datasets.people import neutral_photos
+    from facerecon_core.fitting.photos import fit_photos
+
+    try:
+        photos = neutral_photos(paths.shared_dir())
+    except FileNotFoundError as exc:
+        raise storage.DatasetError(f"--label-rest: {exc}") from None
+    fits, _ = fit_photos(photos, model, config, cache=request.fit_cache(), progress=progress)
+    usable = [fit for fit in fits if fit.usable()]
+    if not usable:
+        raise storage.DatasetError("--label-rest: no neutral-labelled photo could be fitted well enough")
+    rest = FitRest.of(usable)
+    if progress:
+        offsets = model.expression_offsets(rest.exp_coeff) + model.arkit_offsets(rest.arkit_weights)
+        print(f"label rest: the mean of {rest.photos} neutral photos' fits, "
+              f"{float(np.sqrt((offsets ** 2).sum(1).mean())):.2f} mm RMS of expression")
+    return rest
 
 
 def _generator_version(kind: str) -> str:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facerecon_core.datasets.people import HELDOUT_SETS, NEUTRAL_LABELS, labelled_neutral
+from facerecon_core.datasets.people import TRAINING_NEUTRAL_SETS
 from facerecon_core.facemodel import FaceModel
 from facerecon_core.inference.bundle import MANIFEST, read_manifest
 from facerecon_core.io.atomic import atomic_write_bytes
 
-SETS = tuple(s for s in NEUTRAL_LABELS if s not in HELDOUT_SETS)  # never the people kept out for reporting
 
 
 @dataclass(frozen=True)
@@ -34,24 +33,8 @@ class RestCalibration:
     spread: float  # RMS over the photos of their weights' distance to the mean (how well one rest fits them)
 
 
-def neutral_photos(shared: Path, sets: tuple[str, ...] = SETS) -> list[Path]:
-    """The neutral-labelled photos of ``sets`` under ``shared/faces`` (sorted); ``FileNotFoundError`` for a
-    missing set."""
-    photos = []
-    for name in sets:
-        if name in HELDOUT_SETS:
-            raise ValueError(f"set {name!r} holds the people kept out for reporting; calibrate on others")
-        if name not in NEUTRAL_LABELS:
-            raise ValueError(f"set {name!r} has no neutral label (known: {', '.join(NEUTRAL_LABELS)})")
-        folder = shared / "faces" / name
-        if not (folder / "labels.csv").is_file():
-            raise FileNotFoundError(f"{folder}/labels.csv: the set is missing")
-        photos += sorted(p for p in folder.iterdir() if labelled_neutral(p))
-    return photos
-
-
 def calibrate_rest(model_dir: Path, photos: list[Path], facemodel: FaceModel | None = None,
-                   sets: tuple[str, ...] = SETS,
+                   sets: tuple[str, ...] = TRAINING_NEUTRAL_SETS,
                    progress: Callable[[int, int], None] | None = None) -> RestCalibration:
     """The bundle's mean ARKit weights over ``photos`` (their largest face each, the pipeline's detection and crop,
     mirror and shift averaging), measured around zero whatever rest the bundle already holds."""
