@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="profiled, texture, with --fit-arkit: the expression the photo fit gives calm faces (the "
                             "mean of the neutral-labelled photos of taiwan_expr_faces and yalefaces, each fitted "
                             "alone) moves from every photo's expression label into its identity, the fitted shape "
-                            "unchanged; with --one-identity, a person's photos fitted together keep their own")
+                            "unchanged; with --one-identity, the photos of a known person (datasets.people) keep "
+                            "theirs")
     synth.set_defaults(run=_synth)
 
     preview = actions.add_parser("preview", help="draw samples with landmarks and ASM visualisations")

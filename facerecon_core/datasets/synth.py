@@ -47,7 +47,7 @@ class SynthRequest:
     one_identity: bool = False  # profiled, texture: a person's photos (datasets.people) are fitted with one identity,
     # the expression of those labelled neutral held near zero (their rest face)
     label_rest: bool = False  # profiled, texture (with fit_arkit): the fit's rest moves from each photo's expression
-    # label into its identity (fitting.rest; a person fitted with one_identity keeps their own)
+    # label into its identity (fitting.rest; with one_identity, the photos of a known person keep theirs)
 
     def __post_init__(self) -> None:  # photos: None, one path or several, kept as a tuple of paths
         photos = self.photos
