@@ -23,7 +23,6 @@ from facerecon_core.inference.bundle import MANIFEST, read_manifest
 from facerecon_core.io.atomic import atomic_write_bytes
 
 
-
 @dataclass(frozen=True)
 class RestCalibration:
     weights: dict[str, float]  # ARKit name → the mean weight over the photos
